@@ -1,0 +1,1 @@
+"""The ``neurocompile`` command line (click)."""

@@ -21,6 +21,11 @@ A leaky membrane then moves as ``v[t] = beta*v[t-1] + (1-beta)*(v_leak + r*I[t])
   ``v`` by ``v_reset`` before the decay (same dynamics as ``False``), ``"subtract"`` subtracts
   ``v_threshold`` after the decay: ``v[t] = beta*v[t-1] + (1-beta)*(v_leak + r*I[t]) - thr*s[t-1]``.
 
+``refractory`` (whole steps, default 0): after a spike, ``v`` is held at ``v_reset`` (input ignored,
+no spike) for that many steps. snnTorch's ``Synaptic``/``RLeaky``/``RSynaptic`` with
+``reset_mechanism="zero"`` behave as ``reset_delay=True, refractory=1`` (their membrane is zero
+in the step after a spike); SpiNNaker's ``tau_refrac`` is the same mechanism.
+
 ``compare`` is the spike condition: ``"gt"`` fires when ``v > v_threshold`` (snnTorch, NIR,
 Loihi), ``"ge"`` when ``v >= v_threshold`` (SpiNNaker).
 """
@@ -52,6 +57,8 @@ def check_spiking(node: Node) -> None:
     """Check the reset and compare fields every spiking neuron has."""
     if node.reset not in RESET_MODES:
         raise GraphError(f"reset must be one of {RESET_MODES}, got '{node.reset}'")
+    if int(node.refractory) != node.refractory or node.refractory < 0:
+        raise GraphError(f"refractory must be a whole number of steps >= 0, got {node.refractory}")
     if node.compare not in COMPARISONS:
         raise GraphError(f"compare must be one of {COMPARISONS}, got '{node.compare}'")
 
@@ -81,6 +88,7 @@ class LIF(Node):
     reset: str = "zero"
     reset_delay: bool = False
     compare: str = "gt"
+    refractory: int = 0
 
     def check(self) -> None:
         require_positive(self, "tau")
@@ -116,6 +124,7 @@ class CubaLIF(Node):
     reset: str = "zero"
     reset_delay: bool = False
     compare: str = "gt"
+    refractory: int = 0
 
     def check(self) -> None:
         require_positive(self, "tau_syn")
@@ -147,6 +156,7 @@ class IF(Node):
     reset: str = "zero"
     reset_delay: bool = False
     compare: str = "gt"
+    refractory: int = 0
 
     def check(self) -> None:
         require_finite(self, "r", "v_threshold", "v_reset")

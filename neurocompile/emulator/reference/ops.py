@@ -142,21 +142,24 @@ def _spike(node, v):
 
 
 def _membrane(node, state, x, decay, drive):
-    """Apply the reset rules around ``v = decay*v' + drive``; return the spikes of this step."""
+    """Apply reset and refractory rules around ``v = decay*v' + drive``; return this step's spikes."""
     v = state.get("v")
-    s = state.get("s")
     if v is None:
-        v = np.zeros_like(x)
-        s = np.zeros_like(x)
-    if node.reset_delay and s is not None:
-        if node.reset == "zero":
-            v = np.where(s > 0, node.v_reset, v)
-        v_new = decay * v + drive
-        if node.reset == "subtract":
-            v_new = v_new - node.v_threshold * s
-    else:
-        v_new = decay * v + drive
-    s_new = _spike(node, v_new)
+        v = state["v"] = np.zeros_like(x)
+        state["s"] = np.zeros_like(x)
+        state["ref"] = np.zeros(x.shape, dtype=np.int64)
+    s = state["s"]
+    if node.reset_delay and node.reset == "zero":
+        v = np.where(s > 0, node.v_reset, v)
+    v_new = decay * v + drive
+    if node.reset_delay and node.reset == "subtract":
+        v_new = v_new - node.v_threshold * s
+    held = state["ref"] > 0
+    if node.refractory:
+        v_new = np.where(held, node.v_reset, v_new)
+    s_new = _spike(node, v_new) * ~held
+    if node.refractory:
+        state["ref"] = np.where(s_new > 0, int(node.refractory), np.maximum(state["ref"] - 1, 0))
     state["s"] = s_new
     if not node.reset_delay:
         if node.reset == "zero":

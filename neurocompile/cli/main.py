@@ -1,0 +1,233 @@
+"""The ``neurocompile`` command line."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+import numpy as np
+
+from .. import __version__
+from .errors import report_and_exit
+
+EPILOG_COMPILE = """\b
+Examples:
+  neurocompile compile zoo:digits --target float -o build/digits
+  neurocompile compile net.nir --dt 1e-3 --reset subtract -o build/net
+  neurocompile compile mynet.py:make_net --weights net.pt --input-shape 1,28,28 -o build/net
+"""
+
+
+class Group(click.Group):
+    """Runs every command inside the error handler so bad input never shows a traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except Exception as err:  # noqa: BLE001
+            report_and_exit(err, debug=ctx.obj.get("debug", False) if ctx.obj else False)
+
+
+def _shape(text: str | None):
+    if not text:
+        return None
+    try:
+        return tuple(int(s) for s in text.replace("x", ",").split(",") if s.strip())
+    except ValueError:
+        raise click.BadParameter(f"expected integers like 1,28,28, got '{text}'") from None
+
+
+def model_options(f):
+    f = click.option("--weights", type=click.Path(), help="State-dict file for an snnTorch model (loaded weights_only).")(f)
+    f = click.option("--input-shape", help="Input shape of one sample, e.g. 1,28,28 (snnTorch models).")(f)
+    f = click.option("--discretization", type=click.Choice(["euler", "exact"]), help="How time constants become per-step decays.")(f)
+    f = click.option("--reset", type=click.Choice(["zero", "subtract", "none"]), help="Reset mode where the source has none (NIR).")(f)
+    f = click.option("--dt", type=float, help="Time step in seconds (NIR has none; default 1e-4).")(f)
+    return f
+
+
+def _load_opts(dt, reset, discretization, input_shape, weights):
+    return {k: v for k, v in dict(dt=dt, reset=reset, discretization=discretization,
+                                  input_shape=_shape(input_shape), weights=weights).items() if v is not None}
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show tracebacks.")
+@click.version_option(__version__, prog_name="neurocompile")
+@click.pass_context
+def cli(ctx, debug):
+    """Compile trained spiking neural networks for neuromorphic hardware and run them."""
+    ctx.obj = {"debug": debug}
+
+
+@cli.command(epilog=EPILOG_COMPILE)
+@click.argument("model")
+@click.option("--target", "-t", default="float", show_default=True, help="Backend to compile for (see `neurocompile targets`).")
+@click.option("--output", "-o", required=True, type=click.Path(), help="Artifact directory to write.")
+@click.option("--dump-ir", type=click.Path(), help="Write the graph after every pass into this directory.")
+@model_options
+def compile(model, target, output, dump_ir, dt, reset, discretization, input_shape, weights):
+    """Compile MODEL (.nir, .onnx, zoo:NAME, file.py:factory) for a target into an artifact."""
+    from ..api import compile as do_compile
+    from ..models.loader import load_model
+
+    graph = load_model(model, **_load_opts(dt, reset, discretization, input_shape, weights))
+    art = do_compile(graph, target=target, log=lambda m: click.echo(m, err=True), dump_ir=dump_ir,
+                     dt=dt, discretization=discretization)
+    art.save(output)
+    for a in art.graph.assumptions:
+        click.echo(f"assumed: {a}", err=True)
+    _print_report(art.report)
+    click.echo(f"wrote {output} (target {target})")
+
+
+def _print_report(report: dict) -> None:
+    for line in report.get("summary", []):
+        click.echo(line)
+
+
+EPILOG_RUN = """\b
+Examples:
+  neurocompile run build/digits --input X.npy -o out.npz
+  neurocompile run build/digits --input X.npy --labels y.npy --probe 1.v -o out.npz
+"""
+
+
+@cli.command(epilog=EPILOG_RUN)
+@click.argument("artifact", type=click.Path())
+@click.option("--input", "-i", "input_path", required=True, type=click.Path(), help="Input .npy: (T, batch, *shape) or (T, *shape).")
+@click.option("--output", "-o", type=click.Path(), help="Write outputs and probes to this .npz.")
+@click.option("--probe", "-p", multiple=True, help="Record NODE (its output) or NODE.v / NODE.i (state). Repeatable.")
+@click.option("--labels", type=click.Path(), help="Labels .npy (batch,): print accuracy (argmax of output spike counts).")
+@click.option("--on", "on", help="Run on another runner than the artifact's own target (e.g. lava).")
+def run(artifact, input_path, output, probe, labels, on):
+    """Run a compiled ARTIFACT on an input array and report outputs, spikes and accuracy."""
+    from ..api import run as do_run
+    from ..artifact import load_artifact
+    from .io import load_array, save_result
+
+    art = load_artifact(artifact)
+    x = load_array(input_path)
+    try:
+        result = _run_with_progress(do_run, art, x, probe, on)
+    except Exception as err:
+        from ..errors import NeuroCompileError
+
+        if isinstance(err, NeuroCompileError):
+            err.with_context(file=input_path if "input" in err.reason else None)
+        raise
+    if output:
+        save_result(output, result, art)
+        click.echo(f"wrote {output}")
+    _print_activity(result)
+    if labels:
+        _print_accuracy(result, load_array(labels), labels)
+
+
+def _run_with_progress(do_run, art, x, probe, on):
+    T = int(np.shape(x)[0]) if np.ndim(x) else 0
+    with click.progressbar(length=T, label="running", file=sys.stderr) as bar:
+        last = [0]
+
+        def progress(done, total):
+            bar.update(done - last[0])
+            last[0] = done
+
+        return do_run(art, x, probes=probe, record_spikes=True, on=on, progress=progress)
+
+
+def _print_activity(result) -> None:
+    counts = {k[:-4]: v for k, v in result.probes.items() if k.endswith(".out")}
+    if not counts:
+        return
+    click.echo("spikes per layer (total over batch and time; mean per sample):")
+    for name, arr in counts.items():
+        total = float(arr.sum())
+        click.echo(f"  {name:<20} {int(total):>10}  {total / arr.shape[1]:10.1f}")
+
+
+def _print_accuracy(result, labels, path) -> None:
+    from ..errors import NeuroCompileError
+
+    out = result.output
+    counts = out.sum(axis=0).reshape(out.shape[1], -1)
+    labels = np.asarray(labels).ravel()
+    if labels.shape[0] != counts.shape[0]:
+        raise NeuroCompileError(f"{labels.shape[0]} labels for a batch of {counts.shape[0]}", file=path)
+    pred = counts.argmax(axis=1)  # ties go to the lowest index
+    acc = float((pred == labels).mean())
+    click.echo(f"accuracy: {acc * 100:.2f}% ({int((pred == labels).sum())}/{len(labels)})")
+
+
+@cli.command()
+@click.argument("model")
+@model_options
+def inspect(model, dt, reset, discretization, input_shape, weights):
+    """Show nodes, shapes, parameters and assumptions of a model or artifact.
+
+    \b
+    Examples:
+      neurocompile inspect ../shared/fixtures/nir-paper/braille_noDelay_bias_zero.nir
+      neurocompile inspect build/digits
+    """
+    from ..artifact import is_artifact, load_artifact
+    from ..models.loader import load_model
+
+    if is_artifact(model):
+        art = load_artifact(model)
+        click.echo(f"artifact for target '{art.target}'")
+        click.echo(art.graph.summary())
+        _print_report(art.report)
+        return
+    graph = load_model(model, **_load_opts(dt, reset, discretization, input_shape, weights))
+    click.echo(graph.summary())
+
+
+@cli.command()
+def targets():
+    """List installed backends and whether each can run here.
+
+    \b
+    Example:
+      neurocompile targets
+    """
+    from ..backends.registry import list_backends
+
+    for name, desc, ok, why in list_backends():
+        click.echo(f"{name:<10} {'yes' if ok else 'no ':<4} {desc}" + ("" if ok else f"  [{why}]"))
+
+
+@cli.command("zoo-data")
+@click.argument("name")
+@click.option("--output", "-o", required=True, type=click.Path(), help="Directory for X.npy and y.npy.")
+def zoo_data(name, output):
+    """Write the held-out split of a shipped model's data set, encoded as spikes.
+
+    \b
+    Example:
+      neurocompile zoo-data digits -o build/digits-data
+    """
+    import importlib
+
+    from ..errors import NeuroCompileError
+    from ..models.loader import ZOO
+    from ..utils.atomic import atomic_path
+
+    if name not in ZOO:
+        raise NeuroCompileError(f"no shipped model '{name}' (available: {', '.join(ZOO)})")
+    x, y = importlib.import_module(ZOO[name]).test_data()
+    with atomic_path(Path(output)) as tmp:
+        tmp.mkdir()
+        np.save(tmp / "X.npy", x)
+        np.save(tmp / "y.npy", y)
+    click.echo(f"wrote {output}/X.npy {x.shape} and y.npy {y.shape}")
+
+
+def main():  # console-script entry point
+    cli(prog_name="neurocompile")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Set up everything (first run only) and run the whole test suite. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+export NEUROCOMPILE_LAVA_PYTHON=${NEUROCOMPILE_LAVA_PYTHON:-$(pwd)/.venv-lava/bin/python}
+exec .venv/bin/python -m pytest tests "$@"
