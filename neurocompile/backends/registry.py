@@ -15,6 +15,9 @@ GROUP = "neurocompile.backends"
 
 BUILTIN = {
     "float": "neurocompile.backends.float_ref:FloatBackend",
+    "loihi2": "neurocompile.backends.loihi2:Loihi2Backend",
+    "emulator": "neurocompile.backends.loihi2:EmulatorBackend",
+    "lava": "neurocompile.backends.loihi2:LavaBackend",
 }
 
 _loaded: dict[str, object] = {}

@@ -29,7 +29,7 @@ INPUT = "input"  # reserved source name of the external spike input
 JSON_NAME = "program.json"
 NPZ_NAME = "arrays.npz"
 
-_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,63}$")
+_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
 
 
 def _signed_range(bits: int):

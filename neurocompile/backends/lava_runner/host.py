@@ -37,15 +37,20 @@ def find_lava_python() -> Optional[str]:
     """Path of the interpreter that has Lava, or None.
 
     Looks at ``$NEUROCOMPILE_LAVA_PYTHON`` first (used as given; None if it
-    does not name an executable), then ``~/.cache/neurocompile/lava-env/
-    bin/python``.  Does not start the interpreter.
+    does not name an executable), then the checkout's ``.venv-lava`` (made by
+    ``scripts/setup_lava_env.sh``), then ``~/.cache/neurocompile/lava-env/bin/python``.  Does not start the interpreter.
     """
     env = os.environ.get(ENV_VAR)
     if env:
         path = os.path.expanduser(env)
         return path if _is_executable(path) else None
-    path = os.path.expanduser(os.path.join(DEFAULT_ENV, "bin", "python"))
-    return path if _is_executable(path) else None
+    repo_env = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
+        os.path.dirname(os.path.abspath(__file__))))), ".venv-lava")
+    for env_dir in (repo_env, os.path.expanduser(DEFAULT_ENV)):
+        path = os.path.join(env_dir, "bin", "python")
+        if _is_executable(path):
+            return path
+    return None
 
 
 def _resolve_python(python: Optional[str]) -> str:

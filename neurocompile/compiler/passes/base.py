@@ -22,6 +22,8 @@ class PassContext:
     target: str = "float"
     options: dict[str, Any] = dataclasses.field(default_factory=dict)
     report: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: results that are not graphs (an integer program, a core map), keyed by the pass that made them
+    products: dict[str, Any] = dataclasses.field(default_factory=dict)
     log: Callable[[str], None] = lambda msg: None
 
 

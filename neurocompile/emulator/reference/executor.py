@@ -28,6 +28,14 @@ class RunResult:
         return next(iter(self.outputs.values()))
 
 
+def split_probe(probe: str, names) -> tuple[str, str]:
+    """``"lif1.lif.v"`` -> ``("lif1.lif", "v")``; a bare node name -> ``(name, "out")``."""
+    if probe in names:
+        return probe, "out"
+    node, _, var = probe.rpartition(".")
+    return node, var
+
+
 def normalize_input(graph: Graph, x: np.ndarray | dict, shapes: dict) -> dict[str, np.ndarray]:
     """Accept (T, batch, *shape) or (T, *shape) per Input; return (T, batch, *shape) float64."""
     inputs = graph.inputs
@@ -75,7 +83,7 @@ def run(graph: Graph, x, *, probes: Iterable[str] = (), record_spikes: bool = Fa
             states[n]["out_shape"] = shapes[n]
     wanted = {}
     for p in probes:
-        node, _, var = p.partition(".")
+        node, var = split_probe(p, graph.nodes)
         if node not in graph.nodes:
             raise NeuroCompileError("probe names a node that does not exist", node=node)
         wanted[p] = (node, var or "out")

@@ -1,0 +1,170 @@
+"""Loihi 2: quantize to the chip's integer formats, map onto neuro-cores, run bit-accurately.
+
+Lowering (one named pass a line)::
+
+    remove-identity -> set-time-step -> dense-form -> quantize-loihi2 -> partition-loihi2
+
+Runners: the bit-accurate emulator (default, ``neurocompile.emulator.loihi``) and Lava's
+``fixed_pt`` CPU models in their own Python 3.10 process (``--on lava``).
+
+Time alignment: every Dense hop on Loihi adds one step, so a group ``k`` hops from the input
+answers ``k`` steps later than in the float graph. Runs last ``T + latency`` steps (input padded
+with zeros) and outputs and probes are shifted back, so ``output[t]`` lines up with the float
+reference's step ``t``. The latency of every group is in the artifact's report.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..compiler import nodes as N
+from ..compiler.graph import Graph
+from ..compiler.partition.loihi2 import PartitionLoihi2
+from ..compiler.passes import NORMALIZE, PassContext
+from ..compiler.passes.dense_form import DenseForm
+from ..compiler.quantize.loihi2 import QuantizeLoihi2
+from ..emulator.reference import RunResult
+from ..emulator.reference.executor import normalize_input, split_probe
+from ..errors import NeuroCompileError
+from ..utils.atomic import write_json
+from .base import Backend
+
+PAYLOAD_DIR = "loihi2"
+
+
+def latencies(graph: Graph) -> dict[str, int]:
+    """Dense hops from the input to every neuron group along feed-forward edges (shortest)."""
+    back = graph.recurrent_edges()
+    depth = {n: 0 for n in graph.inputs}
+    for n in graph.order():
+        for s, d in graph.edges:
+            if d == n and (s, d) not in back and s in depth:
+                hop = 1 if isinstance(graph.nodes[n], N.Linear) else 0
+                depth[n] = min(depth.get(n, 1 << 30), depth[s] + hop)
+    return depth
+
+
+class Loihi2Backend(Backend):
+    name = "loihi2"
+    description = "Intel Loihi 2: quantized to its fixed-point formats, runs on the bit-accurate emulator (or --on lava)"
+
+    def pipeline(self, options):
+        return [*NORMALIZE, DenseForm(), QuantizeLoihi2(), PartitionLoihi2()]
+
+    def lower(self, graph: Graph, ctx: PassContext):
+        program, layers = ctx.products["loihi2"]
+        lat = latencies(graph)
+        scales = {name: lq.scale for name, lq in layers.items()}
+        ctx.report["latency"] = {n: lat[n] for n in scales}
+        res = ctx.report["resources"]
+        ctx.report["summary"] = [
+            f"loihi2: {res['neurons']} neurons, {res['synapses']} synapses on {res['cores']} core(s) "
+            f"of {res['chips']} chip(s) (limits: {res['limits']['neurons_per_core']} neurons and "
+            f"{res['limits']['synapses_per_core']} synapses a core, {res['limits']['cores_per_chip']} cores a chip)"
+        ] + [f"  {name:<14} vth={q['vth']:<6} du={q['du']:<5} dv={q['dv']:<5} latency={lat[name]}"
+             for name, q in ctx.report["quantization"].items() if "vth" in q]
+        return {"program": program, "scales": scales}
+
+    def save_payload(self, payload, directory: Path) -> None:
+        payload["program"].save(directory / PAYLOAD_DIR / "program")
+        from ..utils.atomic import write_npz
+
+        write_npz(directory / PAYLOAD_DIR / "scales.npz", payload["scales"])
+
+    def load_payload(self, directory: Path):
+        from ..emulator.loihi_program import LoihiProgram
+        from ..utils.atomic import load_npz
+
+        path = directory / PAYLOAD_DIR
+        if not path.is_dir():
+            raise NeuroCompileError("artifact has no loihi2/ payload", file=str(directory))
+        return {"program": LoihiProgram.load(path / "program"), "scales": load_npz(path / "scales.npz")}
+
+    # -- running ------------------------------------------------------------------------------
+    def execute(self, program, spikes: np.ndarray) -> dict:
+        """Run the integer program; spikes (T, B, n_in) bool. Returns {group: {spikes,u,v}}."""
+        from ..emulator import loihi
+
+        return loihi.run(program, spikes)
+
+    def run(self, artifact, x, *, probes=(), record_spikes=True, progress=None):
+        graph = artifact.graph
+        shapes = graph.infer_shapes()
+        orig = {n: tuple(s) for n, s in graph.metadata.get("shapes", {}).items()}
+        (inp,) = graph.inputs
+        x = np.asarray(x)
+        in_shape = orig.get(inp, shapes[inp])
+        xs = normalize_input(graph, {inp: x.reshape(x.shape[:1] + (-1,)) if x.shape[1:] == in_shape else
+                                      x.reshape(x.shape[:2] + (-1,)) if x.shape[2:] == in_shape else x}, shapes)[inp]
+        if not np.all((xs == 0) | (xs == 1)):
+            raise NeuroCompileError("Loihi 2 inputs are spikes: the input must hold only 0 and 1", node=inp)
+        program, scales = artifact.payload["program"], artifact.payload["scales"]
+        lat = latencies(graph)
+        L = max(lat.values())
+        T, B = xs.shape[:2]
+        padded = np.concatenate([xs, np.zeros((L,) + xs.shape[1:])]).astype(bool)
+        raw = self.execute(program, padded)
+        if progress:
+            progress(T, T)
+
+        def aligned(name, key):
+            arr = raw[name][key][lat[name]:lat[name] + T]
+            if key == "spikes":
+                return arr.astype(np.float64)
+            return arr / scales[name]  # back to float membrane units
+
+        outputs = {}
+        for o in graph.outputs:
+            (src,) = graph.predecessors(o)
+            node = graph.nodes[src]
+            val = aligned(src, "spikes" if node.spiking else "v")
+            outputs[o] = val.reshape((T, B) + orig.get(o, shapes[o]))
+        recorded = {}
+        for p in probes:
+            n, var = split_probe(p, raw)
+            if n not in raw:
+                raise NeuroCompileError("probe: no neuron group of this name on Loihi", node=n)
+            key = {"": "spikes", "out": "spikes", "v": "v", "u": "u"}.get(var)
+            if key is None:
+                raise NeuroCompileError(f"probe: Loihi groups have out, v and u, not '{var}'", node=n)
+            recorded[p] = aligned(n, key) if key != "u" else raw[n]["u"][lat[n]:lat[n] + T]
+            recorded[p + ":raw"] = raw[n][key][lat[n]:lat[n] + T]
+        if record_spikes:
+            for n in raw:
+                if isinstance(raw[n], dict) and "spikes" in raw[n]:
+                    recorded.setdefault(f"{n}.out", aligned(n, "spikes"))
+        return RunResult(outputs=outputs, probes=recorded)
+
+
+class EmulatorBackend(Loihi2Backend):
+    """The default target: Loihi 2 numerics on the bit-accurate emulator."""
+
+    name = "emulator"
+    description = "bit-accurate emulator with Loihi 2 numerics (default; same artifact as loihi2)"
+
+
+class LavaBackend(Loihi2Backend):
+    """Runs Loihi 2 artifacts in Lava (``Loihi2SimCfg(select_tag="fixed_pt")``), a separate
+    Python 3.10 process; found through ``NEUROCOMPILE_LAVA_PYTHON`` or the environment that
+    ``scripts/setup_lava_env.sh`` creates."""
+
+    name = "lava"
+    description = "Lava fixed_pt CPU models of Loihi 2 (bit-accurate; Python 3.10 side process)"
+
+    def available(self):
+        from .lava_runner.host import find_lava_python
+
+        py = find_lava_python()
+        if py:
+            return True, py
+        return False, "no Lava environment: run scripts/setup_lava_env.sh or set NEUROCOMPILE_LAVA_PYTHON"
+
+    def execute(self, program, spikes):
+        from .lava_runner.host import run_in_lava
+
+        try:
+            return run_in_lava(program, spikes)
+        except RuntimeError as err:
+            raise NeuroCompileError(f"Lava run failed: {err}") from None

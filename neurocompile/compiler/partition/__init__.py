@@ -1,0 +1,1 @@
+"""Partitioning passes: placing neuron groups onto cores and chips, with resource reports."""

@@ -1,0 +1,1 @@
+"""Quantization passes: from float parameters to a target's fixed-point formats."""

@@ -1,0 +1,259 @@
+"""Quantize a dense-form graph to Loihi 2's fixed-point formats (a ``LoihiProgram``).
+
+Mapping of one neuron group (float units -> chip integers), with ``S_i = 64 * vth / thr_i`` the
+per-neuron scale from float membrane units to the integer ``v``:
+
+* ``dv = round(4096 * (1 - beta))`` (0 for IF), ``du = round(4096 * (1 - alpha)) - 1`` for CubaLIF
+  (Lava decays u by ``du + 1``) and ``du = 4095`` otherwise, which clears ``u`` every step so that
+  ``u`` is just this step's input.
+* The gain from the synaptic input to ``v`` (``(1-beta)*r`` for LIF, ``r`` for IF,
+  ``(1-alpha)*w_in*(1-beta)*r`` for CubaLIF) is folded into the weights:
+  ``W_int * 2**weight_exp * 64 = S_i * gain_i * W_ij``, with ``W_int`` 8-bit. A mixed-sign matrix
+  can only hold even values in [-256, 254] (Lava drops the lowest bit), a single-sign one
+  0..255 in magnitude.
+* Bias (Affine bias and ``v_leak``) becomes ``bias_mant << bias_exp`` added to ``v`` each step.
+  For CubaLIF an Affine bias passes through the synaptic current in float; on the chip it is added
+  to ``v`` at its steady-state value (the transient of ``tau_syn`` is lost): reported per layer.
+* ``vth`` is chosen as large as the 24-bit state allows given the calibration statistics (observed
+  maxima times ``margin``, or worst-case bounds without data), which maximises the resolution of
+  ``v``; each Dense then gets the smallest weight exponent at which its largest weight fits.
+
+Not expressible with Lava's LIF (an error names the node): reset by subtraction, ``v_reset != 0``,
+refractory periods, per-neuron time constants within one group.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import ClassVar
+
+import numpy as np
+
+from ...errors import UnsupportedError
+from .. import nodes as N
+from ..graph import Graph
+from ..passes.base import Pass, PassContext
+from .calibration import neuron_drive_stats
+
+V_MAX = (1 << 23) - 1
+VTH_MAX = (1 << 17) - 1
+BIAS_MANT_MAX = 4095
+BIAS_EXP_MAX = 7
+W_EXP_MIN, W_EXP_MAX = -8, 7
+SUPPORTED = (N.LIF, N.CubaLIF, N.IF, N.LI, N.CubaLI)
+
+
+def _uniform(node: N.Node, name: str, field: str, values: np.ndarray) -> float:
+    v = np.ravel(values)
+    if v.size and np.ptp(v) > 1e-9 * max(1.0, float(np.abs(v).max())):
+        raise UnsupportedError(f"Loihi 2 LIF has one {field} per group; '{name}' has per-neuron values "
+                               f"{v.min():.4g}..{v.max():.4g}", node=name)
+    return float(v[0]) if v.size else 0.0
+
+
+@dataclasses.dataclass
+class LayerQuant:
+    """The float-to-integer relation of one neuron group, kept for dequantizing probes."""
+
+    name: str
+    scale: np.ndarray          # S_i: integer v per float v unit
+    vth: int
+    du: int
+    dv: int
+    report: dict
+
+
+def decays(node: N.Node, graph: Graph, name: str) -> tuple[int, int, float, float, np.ndarray]:
+    """(du, dv, alpha_q, beta_q, gain) of a group; gain maps its input to its v per step."""
+    from ..nodes import decay_factor
+
+    dt, rule = graph.dt, graph.discretization
+    if isinstance(node, (N.IF, N.Integrator)):
+        return 4095, 0, 0.0, 1.0, np.broadcast_to(node.r, np.shape(node.r))
+    if isinstance(node, (N.LIF, N.LI)):
+        beta = _uniform(node, name, "dv (tau)", decay_factor(node.tau, dt, rule))
+        dv = int(round(4096 * (1 - beta)))
+        return 4095, dv, 0.0, 1 - dv / 4096, (1 - beta) * node.r
+    alpha = _uniform(node, name, "du (tau_syn)", decay_factor(node.tau_syn, dt, rule))
+    beta = _uniform(node, name, "dv (tau_mem)", decay_factor(node.tau_mem, dt, rule))
+    du = int(round(4096 * (1 - alpha))) - 1
+    dv = int(round(4096 * (1 - beta)))
+    if not 0 <= du <= 4095 or not 0 <= dv <= 4095:
+        raise UnsupportedError(f"decay out of Loihi's 12-bit range (du={du}, dv={dv})", node=name)
+    return du, dv, 1 - (du + 1) / 4096, 1 - dv / 4096, (1 - alpha) * node.w_in * (1 - beta) * node.r
+
+
+def check_supported(graph: Graph) -> None:
+    for name, node in graph.nodes.items():
+        if isinstance(node, (N.Input, N.Output, N.Linear)):
+            continue
+        if not isinstance(node, SUPPORTED):
+            raise UnsupportedError(f"{node.op} has no Loihi 2 lowering yet", node=name)
+        if hasattr(node, "reset"):
+            if node.reset == "subtract":
+                raise UnsupportedError("Lava's Loihi 2 LIF resets v to 0; reset by subtraction is not "
+                                       "expressible (retrain with reset_mechanism='zero')", node=name)
+            if np.any(node.v_reset != 0):
+                raise UnsupportedError("Lava's Loihi 2 LIF resets v to 0; v_reset != 0", node=name)
+            if node.refractory:
+                raise UnsupportedError("refractory periods are not supported by Lava's LIF", node=name)
+            if np.any(node.v_threshold <= 0):
+                raise UnsupportedError("Loihi 2 thresholds must be > 0", node=name)
+    for s, d in graph.edges:
+        if isinstance(graph.nodes[d], N.Linear) and not isinstance(graph.nodes[s], (N.Input,) + SUPPORTED):
+            raise UnsupportedError(f"synapses must start at an Input or a neuron group, not {graph.nodes[s].op}",
+                                   node=d)
+
+
+def _pick_exp(maxabs: float, wmax: int) -> int:
+    """Smallest exponent e in [-8, 7] with maxabs / 2**e <= wmax (clamped)."""
+    if maxabs <= 0:
+        return 0
+    e = math.ceil(math.log2(maxabs / wmax)) if maxabs > wmax * 2.0 ** W_EXP_MIN else W_EXP_MIN
+    while maxabs / 2.0 ** e > wmax + 1e-9:
+        e += 1
+    return int(min(max(e, W_EXP_MIN), W_EXP_MAX))
+
+
+def _aligned_vth(cap: int, graph: Graph, name: str, gain: np.ndarray, thr: np.ndarray) -> int:
+    """The largest vth <= cap at which the group's main synapse matrix (most nonzeros) reaches the
+    full 8-bit mantissa at some exponent: ``vth * max|R| / 2**e`` just below 254. Exponents come
+    in powers of two, so without this the largest weight can sit anywhere in (127, 254]."""
+    cap = int(max(1, min(VTH_MAX, cap)))
+    mats = [gain[:, None] * graph.nodes[p].weight / thr[:, None] for p in graph.predecessors(name)]
+    mats = [m for m in mats if np.any(m)]
+    if not mats:
+        return cap
+    r_max = float(np.abs(max(mats, key=np.count_nonzero)).max())
+    e = min(W_EXP_MAX, max(W_EXP_MIN, math.floor(math.log2(cap * r_max / 254))))
+    vth = math.floor(254 * 2.0 ** e / r_max)
+    return int(max(1, min(cap, vth)))
+
+
+def quantize_weights(R: np.ndarray, vth: int) -> tuple[np.ndarray, int, dict]:
+    """Integer weights and exponent for ``vth * R`` (R in threshold units), with error stats."""
+    from ...emulator.loihi_program import LoihiDense
+
+    target = vth * R
+    mixed = R.min() < 0 < R.max()
+    wmax = 254 if mixed else 255
+    e = _pick_exp(float(np.abs(target).max()) if target.size else 0.0, wmax)
+    scaled = target / 2.0 ** e
+    if mixed:
+        w = 2 * np.round(scaled / 2)
+        w = np.clip(w, -256, 254)
+    else:
+        w = np.clip(np.round(scaled), -255, 255)
+    clipped = int(np.sum(np.abs(scaled) > np.abs(w) + 1))
+    w = w.astype(np.int64)
+    eff = LoihiDense(name="q", src="input", dst="q", weights=w, weight_exp=e).effective_weights()
+    err = eff * 2.0 ** e - target
+    denom = float(np.sqrt(np.mean(target ** 2))) or 1.0
+    return w, e, {"weight_exp": e, "sign_mode": "mixed" if mixed else "single",
+                  "rel_rms_error": float(np.sqrt(np.mean(err ** 2)) / denom),
+                  "max_abs_error_thr": float(np.abs(err).max() / vth) if err.size else 0.0,
+                  "clipped": clipped, "nonzero": int(np.count_nonzero(w))}
+
+
+def quantize_bias(bias_int: np.ndarray) -> tuple[np.ndarray, int, float]:
+    m = float(np.abs(bias_int).max()) if bias_int.size else 0.0
+    exp = 0
+    while m / 2 ** exp > BIAS_MANT_MAX and exp < BIAS_EXP_MAX:
+        exp += 1
+    mant = np.clip(np.round(bias_int / 2 ** exp), -BIAS_MANT_MAX - 1, BIAS_MANT_MAX).astype(np.int64)
+    err = float(np.abs(mant * 2 ** exp - bias_int).max()) if bias_int.size else 0.0
+    return mant, exp, err
+
+
+@dataclasses.dataclass(frozen=True)
+class QuantizeLoihi2(Pass):
+    """Produce ``ctx.products['loihi2']`` = (LoihiProgram, {group: LayerQuant}); report per layer."""
+
+    name: ClassVar[str] = "quantize-loihi2"
+    margin: float = 1.25
+
+    def run(self, graph: Graph, ctx: PassContext) -> Graph:
+        from ...emulator.loihi_program import LoihiDense, LoihiLIF, LoihiProgram
+
+        check_supported(graph)
+        calib = ctx.options.get("calibration")
+        stats = neuron_drive_stats(graph, calib)
+        shapes = graph.infer_shapes()
+        (inp,) = graph.inputs
+        lifs, dense, layers, rep = [], [], {}, {}
+        for name, node in graph.nodes.items():
+            if not isinstance(node, SUPPORTED):
+                continue
+            size = shapes[name][0]
+            du, dv, alpha_q, beta_q, gain = decays(node, graph, name)
+            gain = np.broadcast_to(gain, (size,)).astype(float)
+            spiking = hasattr(node, "v_threshold")
+            st = stats[name]
+            if spiking:
+                thr = np.broadcast_to(node.v_threshold, (size,)).astype(float)
+            else:  # readout: scale so the largest observed/bounded |v| uses a quarter of the range
+                ref = st["v"] if st["v"] is not None else st["drive"] * np.abs(gain) / max(1e-12, 1 - beta_q)
+                thr = np.full(size, max(float(np.max(ref)), 1e-12))
+            # headroom: how many thresholds |u| (the chip's current, in v units) and |v| reach
+            cuba = isinstance(node, (N.CubaLIF, N.CubaLI))
+            u_gain = (1 - beta_q) * np.broadcast_to(node.r, (size,)) if cuba else gain
+            u_ratio = float(np.max(st["drive"] * np.abs(u_gain) / thr)) if size else 0.0
+            v_ratio = float(np.max(st["v"] / thr)) if st["v"] is not None else u_ratio
+            head = max(1.0, u_ratio, v_ratio) * self.margin
+            vth_cap = VTH_MAX
+            for p in graph.predecessors(name):  # the largest weight must fit at the largest exponent
+                r_max = float(np.max(np.abs(gain[:, None] * graph.nodes[p].weight) / thr[:, None]))
+                if r_max > 0:
+                    vth_cap = min(vth_cap, math.floor(254 * 2.0 ** W_EXP_MAX / r_max))
+            vth = _aligned_vth(min(vth_cap, math.floor(V_MAX / (64 * head))), graph, name, gain, thr)
+            if not spiking:
+                thr = thr * 0 + thr  # scale defined by thr; vth register set to never fire below
+            scale = 64.0 * vth / thr
+            incoming = [p for p in graph.predecessors(name)]
+            bias_f = np.zeros(size)
+            for p in incoming:
+                syn = graph.nodes[p]
+                R = (gain[:, None] * syn.weight) / thr[:, None]
+                w, e, wrep = quantize_weights(R, vth)
+                src = graph.predecessors(p)
+                if len(src) != 1:
+                    raise UnsupportedError("a synapse matrix must have exactly one source group", node=p)
+                src_name = "input" if src[0] == inp else src[0]
+                dense.append(LoihiDense(name=p, src=src_name, dst=name, weights=w, weight_exp=e))
+                rep[p] = wrep
+                if isinstance(syn, N.Affine):  # a constant input, added to v at its steady state
+                    steady = gain / (1 - alpha_q) if isinstance(node, (N.CubaLIF, N.CubaLI)) else gain
+                    bias_f = bias_f + steady * np.broadcast_to(syn.bias, (size,))
+            if hasattr(node, "v_leak"):
+                bias_f = bias_f + (1 - beta_q) * np.broadcast_to(node.v_leak, (size,))
+            bias_int = bias_f * scale
+            mant, bexp, berr = quantize_bias(bias_int)
+            lifs.append(LoihiLIF(name=name, size=size, du=du, dv=dv, vth=vth if spiking else VTH_MAX,
+                                 bias_mant=mant, bias_exp=bexp))
+            beta_f = _float_decay(node, graph, "tau_mem" if hasattr(node, "tau_mem") else "tau")
+            lrep = {"vth": vth, "du": du, "dv": dv, "headroom": round(head, 3),
+                    "calibrated": bool(st["observed"]), "bias_exp": bexp,
+                    "bias_max_abs_error_thr": berr / (64 * vth), "beta": beta_f, "beta_q": beta_q}
+            if isinstance(node, (N.CubaLIF, N.CubaLI)):
+                lrep["alpha"] = _float_decay(node, graph, "tau_syn")
+                lrep["alpha_q"] = alpha_q
+                if any(isinstance(graph.nodes[p], N.Affine) and np.any(graph.nodes[p].bias) for p in incoming):
+                    lrep["note"] = "bias applied to v at its steady-state value (synaptic transient lost)"
+            rep[name] = lrep
+            layers[name] = LayerQuant(name=name, scale=scale, vth=vth, du=du, dv=dv, report=lrep)
+        program = LoihiProgram(n_inputs=shapes[inp][0], neurons=lifs, synapses=dense)
+        try:
+            program.validate()
+        except ValueError as err:  # a value the chip cannot hold: a quantizer bug or an extreme model
+            raise UnsupportedError(f"the quantized program is not representable on Loihi 2: {err}") from None
+        ctx.products["loihi2"] = (program, layers)
+        ctx.report["quantization"] = rep
+        return graph
+
+
+def _float_decay(node, graph, field) -> float | None:
+    from ..nodes import decay_factor
+
+    if not hasattr(node, field):
+        return 1.0
+    return float(np.ravel(decay_factor(getattr(node, field), graph.dt, graph.discretization))[0])
