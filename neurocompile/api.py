@@ -30,7 +30,7 @@ def compile(model: Any, target: str = "float", *, log: Callable[[str], None] | N
 
 
 def _load_options(options: dict) -> dict:
-    keys = ("dt", "reset", "discretization", "input_shape", "weights")
+    keys = ("dt", "reset", "discretization", "input_shape", "weights", "calibration")
     return {k: options[k] for k in keys if options.get(k) is not None}
 
 

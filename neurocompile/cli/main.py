@@ -12,7 +12,8 @@ from .errors import report_and_exit
 
 EPILOG_COMPILE = """\b
 Examples:
-  neurocompile compile zoo:digits --target float -o build/digits
+  neurocompile compile zoo:digits -o build/digits            # default target: emulator (Loihi 2 numerics)
+  neurocompile compile zoo:digits --target float -o build/digits-float
   neurocompile compile net.nir --dt 1e-3 --reset subtract -o build/net
   neurocompile compile mynet.py:make_net --weights net.pt --input-shape 1,28,28 -o build/net
 """
@@ -64,18 +65,25 @@ def cli(ctx, debug):
 
 @cli.command(epilog=EPILOG_COMPILE)
 @click.argument("model")
-@click.option("--target", "-t", default="float", show_default=True, help="Backend to compile for (see `neurocompile targets`).")
+@click.option("--target", "-t", default="emulator", show_default=True, help="Backend to compile for (see `neurocompile targets`).")
 @click.option("--output", "-o", required=True, type=click.Path(), help="Artifact directory to write.")
 @click.option("--dump-ir", type=click.Path(), help="Write the graph after every pass into this directory.")
+@click.option("--calibration", type=click.Path(), help="Sample inputs .npy (T, batch, *shape) to choose fixed-point scales (and ONNX normalisation).")
+@click.option("--chips", type=int, help="Chips available to the mapping (default 1).")
 @model_options
-def compile(model, target, output, dump_ir, dt, reset, discretization, input_shape, weights):
+def compile(model, target, output, dump_ir, calibration, chips, dt, reset, discretization, input_shape, weights):
     """Compile MODEL (.nir, .onnx, zoo:NAME, file.py:factory) for a target into an artifact."""
     from ..api import compile as do_compile
     from ..models.loader import load_model
+    from .io import load_array
 
-    graph = load_model(model, **_load_opts(dt, reset, discretization, input_shape, weights))
+    calib = load_array(calibration) if calibration else None
+    opts = _load_opts(dt, reset, discretization, input_shape, weights)
+    if calib is not None and str(model).endswith(".onnx"):
+        opts["calibration"] = calib
+    graph = load_model(model, **opts)
     art = do_compile(graph, target=target, log=lambda m: click.echo(m, err=True), dump_ir=dump_ir,
-                     dt=dt, discretization=discretization)
+                     dt=dt, discretization=discretization, calibration=calib, chips=chips)
     art.save(output)
     for a in art.graph.assumptions:
         click.echo(f"assumed: {a}", err=True)

@@ -20,7 +20,8 @@ ZOO = {"digits": "neurocompile.models.zoo.digits"}
 
 
 def load_model(source: Any, *, dt: float | None = None, reset: str | None = None,
-               discretization: str | None = None, input_shape=None, weights: str | None = None) -> Graph:
+               discretization: str | None = None, input_shape=None, weights: str | None = None,
+               calibration=None) -> Graph:
     if isinstance(source, Graph):
         return source
     if not isinstance(source, (str, Path)):
@@ -40,7 +41,7 @@ def load_model(source: Any, *, dt: float | None = None, reset: str | None = None
     if path.suffix == ".onnx":
         from .onnx_import import from_onnx  # provided by the ONNX frontend
 
-        return from_onnx(path)
+        return from_onnx(path, calibration=calibration) if calibration is not None else from_onnx(path)
     if path.is_dir():
         if (path / "manifest.json").is_file():
             from ..artifact import load_artifact

@@ -34,6 +34,13 @@ def neuron_drive_stats(graph: Graph, x: np.ndarray | None) -> dict[str, dict[str
         return stats
     from ...emulator.reference import run
 
+    x = np.asarray(x, dtype=np.float64)
+    (inp,) = graph.inputs
+    n_in = graph.nodes[inp].shape
+    if x.shape[-len(n_in):] != n_in:  # calibration given in the model's original input shape
+        lead = 1 if x.ndim == 1 + len(graph.metadata.get("shapes", {}).get(inp, [])) else 2
+        x = x.reshape(x.shape[:lead] + n_in)
+
     probes = []
     for n in neurons:
         node = graph.nodes[n]
