@@ -89,53 +89,72 @@ class Loihi2Backend(Backend):
 
         return loihi.run(program, spikes)
 
-    def run(self, artifact, x, *, probes=(), record_spikes=True, progress=None):
+    def spikes_in(self, artifact, x) -> np.ndarray:
+        """The input as (T, B, n_in) 0/1, accepting the model's original input shape."""
         graph = artifact.graph
         shapes = graph.infer_shapes()
-        orig = {n: tuple(s) for n, s in graph.metadata.get("shapes", {}).items()}
         (inp,) = graph.inputs
+        in_shape = tuple(graph.metadata.get("shapes", {}).get(inp, shapes[inp]))
         x = np.asarray(x)
-        in_shape = orig.get(inp, shapes[inp])
-        xs = normalize_input(graph, {inp: x.reshape(x.shape[:1] + (-1,)) if x.shape[1:] == in_shape else
-                                      x.reshape(x.shape[:2] + (-1,)) if x.shape[2:] == in_shape else x}, shapes)[inp]
+        if x.shape[1:] == in_shape:
+            x = x.reshape(x.shape[:1] + (-1,))
+        elif x.shape[2:] == in_shape:
+            x = x.reshape(x.shape[:2] + (-1,))
+        xs = normalize_input(graph, {inp: x}, shapes)[inp]
         if not np.all((xs == 0) | (xs == 1)):
             raise NeuroCompileError("Loihi 2 inputs are spikes: the input must hold only 0 and 1", node=inp)
-        program, scales = artifact.payload["program"], artifact.payload["scales"]
-        lat = latencies(graph)
-        L = max(lat.values())
-        T, B = xs.shape[:2]
+        return xs
+
+    def run_raw(self, artifact, x) -> tuple[dict, int]:
+        """Run on the chip's own time base: ``T + latency`` steps, integer state. Returns
+        (``{group: {"spikes", "u", "v"}}``, T)."""
+        xs = self.spikes_in(artifact, x)
+        L = max(latencies(artifact.graph).values())
         padded = np.concatenate([xs, np.zeros((L,) + xs.shape[1:])]).astype(bool)
-        raw = self.execute(program, padded)
+        return self.execute(artifact.payload["program"], padded), xs.shape[0]
+
+    def run(self, artifact, x, *, probes=(), record_spikes=True, progress=None):
+        raw, T = self.run_raw(artifact, x)
         if progress:
             progress(T, T)
+        return aligned_result(artifact, raw, T, probes=probes, record_spikes=record_spikes)
 
-        def aligned(name, key):
-            arr = raw[name][key][lat[name]:lat[name] + T]
-            if key == "spikes":
-                return arr.astype(np.float64)
-            return arr / scales[name]  # back to float membrane units
 
-        outputs = {}
-        for o in graph.outputs:
-            (src,) = graph.predecessors(o)
-            node = graph.nodes[src]
-            val = aligned(src, "spikes" if node.spiking else "v")
-            outputs[o] = val.reshape((T, B) + orig.get(o, shapes[o]))
-        recorded = {}
-        for p in probes:
-            n, var = split_probe(p, raw)
-            if n not in raw:
-                raise NeuroCompileError("probe: no neuron group of this name on Loihi", node=n)
-            key = {"": "spikes", "out": "spikes", "v": "v", "u": "u"}.get(var)
-            if key is None:
-                raise NeuroCompileError(f"probe: Loihi groups have out, v and u, not '{var}'", node=n)
-            recorded[p] = aligned(n, key) if key != "u" else raw[n]["u"][lat[n]:lat[n] + T]
-            recorded[p + ":raw"] = raw[n][key][lat[n]:lat[n] + T]
-        if record_spikes:
-            for n in raw:
-                if isinstance(raw[n], dict) and "spikes" in raw[n]:
-                    recorded.setdefault(f"{n}.out", aligned(n, "spikes"))
-        return RunResult(outputs=outputs, probes=recorded)
+def aligned_result(artifact, raw: dict, T: int, probes=(), record_spikes=True) -> RunResult:
+    """Chip-time integer results -> a RunResult on the float graph's time base and units."""
+    graph = artifact.graph
+    shapes = graph.infer_shapes()
+    orig = {n: tuple(s) for n, s in graph.metadata.get("shapes", {}).items()}
+    scales = artifact.payload["scales"]
+    lat = latencies(graph)
+
+    def aligned(name, key):
+        arr = raw[name][key][lat[name]:lat[name] + T]
+        if key == "spikes":
+            return arr.astype(np.float64)
+        return arr / scales[name] if key == "v" else arr.astype(np.float64)
+
+    B = next(v["spikes"].shape[1] for v in raw.values() if isinstance(v, dict))
+    outputs = {}
+    for o in graph.outputs:
+        (src,) = graph.predecessors(o)
+        val = aligned(src, "spikes" if graph.nodes[src].spiking else "v")
+        outputs[o] = val.reshape((T, B) + orig.get(o, shapes[o]))
+    recorded = {}
+    for p in probes:
+        n, var = split_probe(p, raw)
+        if n not in raw or not isinstance(raw[n], dict):
+            raise NeuroCompileError("probe: no neuron group of this name on Loihi", node=n)
+        key = {"out": "spikes", "v": "v", "u": "u"}.get(var)
+        if key is None:
+            raise NeuroCompileError(f"probe: Loihi groups have out, v and u, not '{var}'", node=n)
+        recorded[p] = aligned(n, key)
+        recorded[p + ":raw"] = raw[n][key][lat[n]:lat[n] + T]
+    if record_spikes:
+        for n, val in raw.items():
+            if isinstance(val, dict) and "spikes" in val:
+                recorded.setdefault(f"{n}.out", aligned(n, "spikes"))
+    return RunResult(outputs=outputs, probes=recorded)
 
 
 class EmulatorBackend(Loihi2Backend):
