@@ -233,6 +233,65 @@ def zoo_data(name, output):
     click.echo(f"wrote {output}/X.npy {x.shape} and y.npy {y.shape}")
 
 
+EPILOG_VALIDATE = """\b
+Examples:
+  neurocompile validate zoo:digits --input X.npy --labels y.npy --targets float,emulator,lava --report build/report
+  neurocompile validate build/braille --input X.npy --targets emulator,lava
+Exit codes: 0 all exact comparisons equal; 3 a comparison that must be exact is not; 2 bad input.
+"""
+
+
+@cli.command(epilog=EPILOG_VALIDATE)
+@click.argument("model")
+@click.option("--input", "-i", "input_path", required=True, type=click.Path(), help="Input .npy (T, batch, *shape).")
+@click.option("--targets", default="float,emulator", show_default=True, help="Comma-separated: float, emulator, lava, loihi2.")
+@click.option("--report", "report_dir", type=click.Path(), help="Write report.json, report.md and PNG plots here.")
+@click.option("--labels", type=click.Path(), help="Labels .npy (batch,) for accuracy per target.")
+@click.option("--calibration", type=click.Path(), help="Calibration inputs for compiling a model.")
+@model_options
+def validate(model, input_path, targets, report_dir, labels, calibration, dt, reset, discretization, input_shape, weights):
+    """Run MODEL_OR_ARTIFACT on several targets with the same input and show where they differ."""
+    from ..validate import validate as do_validate
+    from .io import load_array
+
+    x = load_array(input_path)
+    calib = load_array(calibration) if calibration else None
+    rep = do_validate(model, x, [t.strip() for t in targets.split(",") if t.strip()],
+                      labels=load_array(labels) if labels else None, report_dir=report_dir,
+                      log=lambda m: click.echo(m, err=True), calibration=calib,
+                      **_load_opts(dt, reset, discretization, input_shape, weights))
+    _print_validation(rep)
+    if not rep["ok"]:
+        sys.exit(3)
+
+
+def _print_validation(rep: dict) -> None:
+    for c in rep["exact"]:
+        if c["equal"]:
+            click.echo(f"{c['a']} vs {c['b']}: identical (all spikes, u, v)")
+        else:
+            m = c["first_mismatch"]
+            click.echo(f"{c['a']} vs {c['b']}: DIFFER first at step {m['step']} node '{m['node']}' neuron "
+                       f"{m['neuron']} ({m['variable']}): {c['a']}={m[c['a']]} {c['b']}={m[c['b']]}")
+            for inp in m["inputs"]:
+                click.echo(f"    input via {inp['synapses']} from {inp['source']}: "
+                           f"{c['a']}={inp[c['a']]} {c['b']}={inp[c['b']]}")
+    for name, c in rep["float_vs_quantized"].items():
+        click.echo(f"{name}: class agreement {c['class_agreement']:.1%}; difference first exceeds "
+                   f"{c['tolerance']:.0%} at: {c['difference_grows_at'] or 'nowhere'}")
+        for layer in c["layers"]:
+            if not layer.get("readout"):
+                click.echo(f"    {layer['node']:<16} float {layer['float_spikes']:>8}  quantized "
+                           f"{layer['quantized_spikes']:>8}  ({layer['rel_count_diff']:.1%})")
+    for t, a in rep.get("accuracy", {}).items():
+        click.echo(f"accuracy {t}: {a:.2%}")
+    for t, d in rep.get("diagnostics", {}).items():
+        for w in d["warnings"]:
+            click.echo(f"warning ({t}): {w}")
+    if rep.get("files"):
+        click.echo("report: " + ", ".join(rep["files"]))
+
+
 def main():  # console-script entry point
     cli(prog_name="neurocompile")
 

@@ -1,0 +1,4 @@
+"""Trained models shipped with neurocompile (``zoo:NAME`` on the command line).
+
+* ``digits``: an snnTorch MLP for scikit-learn's 8x8 digits, see :mod:`.digits`.
+"""

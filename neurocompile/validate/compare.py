@@ -1,0 +1,91 @@
+"""Comparisons between runs: exact equality between bit-accurate runs, and float vs quantized."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..artifact import Artifact
+from .traces import Trace, neuron_groups
+
+
+def first_mismatch(artifact: Artifact, a: Trace, b: Trace) -> dict | None:
+    """The earliest (step, group, neuron, variable) where two bit-accurate runs differ, with both
+    values and the neuron's inputs at that step; None when they are identical everywhere.
+
+    Steps are on the chip's time base (step 0 = first input step; Dense hops add latency).
+    """
+    best = None
+    for group in neuron_groups(artifact):
+        ra, rb = a.raw[group], b.raw[group]
+        for key in ("spikes", "v", "u"):
+            if key not in ra or key not in rb:
+                continue
+            diff = np.asarray(ra[key]) != np.asarray(rb[key])
+            if not diff.any():
+                continue
+            t = int(np.argmax(diff.reshape(diff.shape[0], -1).any(axis=1)))
+            if best is None or t < best[0]:
+                b_idx, i = np.argwhere(diff[t])[0]
+                best = (t, group, int(i), key, int(b_idx))
+    if best is None:
+        return None
+    t, group, i, key, bi = best
+    out = {"step": t, "node": group, "neuron": i, "variable": key, "batch": bi,
+           a.target: _state(a.raw[group], t, bi, i), b.target: _state(b.raw[group], t, bi, i),
+           "inputs": _inputs(artifact, a, b, group, t, bi, i)}
+    return out
+
+
+def _state(r: dict, t: int, b: int, i: int) -> dict:
+    s = {k: int(r[k][t, b, i]) for k in ("spikes", "u", "v") if k in r}
+    if t > 0:
+        s.update({f"{k}_prev": int(r[k][t - 1, b, i]) for k in ("u", "v") if k in r})
+    return s
+
+
+def _inputs(artifact: Artifact, a: Trace, b: Trace, group: str, t: int, bi: int, i: int) -> list[dict]:
+    """Per incoming synapse matrix: the summed input the neuron received at step t, in each run
+    (computed from the source's spikes at t-1, as a Dense hop delays by one step)."""
+    program = artifact.payload["program"]
+    rows = []
+    for d in program.synapses:
+        if d.dst != group or t == 0:
+            continue
+        w = d.effective_weights()[i]
+        entry = {"synapses": d.name, "source": d.src, "weight_exp": d.weight_exp}
+        for tr in (a, b):
+            if d.src == "input":
+                entry[tr.target] = None  # the same external input for both runs
+                continue
+            s = np.asarray(tr.raw[d.src]["spikes"][t - 1, bi]).astype(np.int64)
+            acc = int(w @ s)
+            entry[tr.target] = acc << d.weight_exp if d.weight_exp >= 0 else acc >> -d.weight_exp
+        rows.append(entry)
+    return rows
+
+
+def float_vs_quantized(artifact: Artifact, f: Trace, q: Trace, tol: float = 0.05) -> dict:
+    """Per-layer spike-count differences, output agreement, and where the difference grows."""
+    layers, growth_at = [], None
+    for n in neuron_groups(artifact):
+        fs, qs = f.aligned[n]["spikes"], q.aligned[n]["spikes"]
+        if fs is None or qs is None:
+            fv, qv = f.aligned[n]["v"], q.aligned[n]["v"]
+            err = float(np.abs(fv - qv).max())
+            layers.append({"node": n, "readout": True, "max_abs_v_error": err})
+            continue
+        fc, qc = float(fs.sum()), float(qs.sum())
+        rel = abs(fc - qc) / max(fc, 1.0)
+        per_neuron = np.abs(fs.sum(axis=0) - qs.sum(axis=0))
+        mismatch = float((fs != qs).mean())
+        layers.append({"node": n, "float_spikes": int(fc), "quantized_spikes": int(qc),
+                       "rel_count_diff": rel, "spike_mismatch_fraction": mismatch,
+                       "max_neuron_count_diff": int(per_neuron.max()) if per_neuron.size else 0})
+        if growth_at is None and rel > tol:
+            growth_at = n
+    out_f = next(iter(f.outputs.values()))
+    out_q = next(iter(q.outputs.values()))
+    cf = out_f.sum(axis=0).reshape(out_f.shape[1], -1)
+    cq = out_q.sum(axis=0).reshape(out_q.shape[1], -1)
+    agree = float((cf.argmax(1) == cq.argmax(1)).mean())
+    return {"layers": layers, "class_agreement": agree, "difference_grows_at": growth_at,
+            "tolerance": tol}

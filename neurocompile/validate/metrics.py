@@ -1,0 +1,46 @@
+"""Activity and cost metrics of one run: spikes, rates, sparsity, synaptic ops, energy estimate."""
+from __future__ import annotations
+
+import numpy as np
+
+from ..artifact import Artifact
+from . import energy
+from .traces import Trace, neuron_groups
+
+
+def run_metrics(artifact: Artifact, tr: Trace, chip: str | None, x_flat: np.ndarray) -> dict:
+    """``x_flat``: the input as (T, B, n_in); its spikes count as synaptic ops too."""
+    program = artifact.payload.get("program") if isinstance(artifact.payload, dict) else None
+    fan_out: dict[str, np.ndarray] = {}
+    if program is not None:
+        for d in program.synapses:
+            col = np.count_nonzero(d.weights, axis=0)
+            fan_out[d.src] = fan_out.get(d.src, 0) + col
+    layers, synops, updates = {}, 0.0, 0.0
+    for n in neuron_groups(artifact):
+        s = tr.aligned[n]["spikes"]
+        v = tr.aligned[n]["v"]
+        T, B, size = v.shape
+        updates += T * B * size
+        if s is None:
+            layers[n] = {"neurons": size, "readout": True}
+            continue
+        total = float(s.sum())
+        per_neuron = s.sum(axis=(0, 1))
+        ops = float((s.sum(axis=(0, 1)) * fan_out[n]).sum()) if n in fan_out else 0.0
+        synops += ops
+        layers[n] = {"neurons": size, "spikes": int(total), "spikes_per_sample": total / B,
+                     "rate_per_step": total / (T * B * size), "sparsity": 1.0 - float((s > 0).mean()),
+                     "silent_neurons": int((per_neuron == 0).sum()),
+                     "always_firing_neurons": int((per_neuron == T * B).sum()), "synops": ops}
+    if "input" in fan_out:
+        synops += float((x_flat.sum(axis=(0, 1)) * fan_out["input"]).sum())
+    T = tr.steps
+    out = {"target": tr.target, "steps": T, "wall_s": tr.wall_s, "layers": layers,
+           "synaptic_ops": synops, "neuron_updates": updates}
+    lat = artifact.report.get("latency")
+    if lat:
+        out["latency_steps"] = int(max(lat.values()))
+    if chip:
+        out["estimate"] = energy.estimate(chip, synops, updates, T)
+    return out

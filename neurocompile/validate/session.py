@@ -1,0 +1,75 @@
+"""``validate``: compile once, run every requested target on the same input, compare, report.
+
+Targets: ``float`` (the reference), ``emulator`` and ``lava`` (Loihi 2 numerics: they must agree
+exactly), ``loihi2`` (a real chip when a runtime is present), and any other bit-accurate backend
+that provides ``run_raw``. Runs are aligned on the float graph's time base (each Dense hop on a
+chip adds a step); exact comparisons use the chip's own time base.
+"""
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import numpy as np
+
+from ..artifact import Artifact, is_artifact, load_artifact
+from ..errors import NeuroCompileError
+from .compare import first_mismatch, float_vs_quantized
+from .diagnostics import loihi2_diagnostics
+from .metrics import run_metrics
+from .traces import flat_input, run_target
+
+CHIP_OF = {"emulator": "loihi2", "lava": "loihi2", "loihi2": "loihi2"}
+
+
+def validate(model, x, targets=("float", "emulator"), *, labels=None, report_dir=None,
+             artifact: Artifact | None = None, log=lambda m: None, **compile_options) -> dict:
+    """Returns the report dict; ``report["ok"]`` is False when an exact comparison failed."""
+    targets = list(dict.fromkeys(targets))
+    unknown = [t for t in targets if t != "float" and t not in CHIP_OF]
+    if unknown:
+        raise NeuroCompileError(f"validate does not know target(s) {unknown} (known: float, {', '.join(CHIP_OF)})")
+    if artifact is None:
+        if isinstance(model, (str, Path)) and is_artifact(model):
+            artifact = load_artifact(model)
+        else:
+            from ..api import compile as do_compile
+
+            log("compiling for loihi2")
+            artifact = do_compile(model, target="loihi2", **compile_options)
+    x = np.asarray(x)
+    xf = flat_input(artifact, x)
+    traces = {}
+    for t in targets:
+        log(f"running {t}")
+        traces[t] = run_target(artifact, t, x)
+    exact = []
+    for a, b in itertools.combinations([t for t in targets if traces[t].exact], 2):
+        m = first_mismatch(artifact, traces[a], traces[b])
+        exact.append({"a": a, "b": b, "equal": m is None, "first_mismatch": m})
+    fvq = {}
+    if "float" in traces:
+        for t in targets:
+            if t != "float":
+                fvq[f"float vs {t}"] = float_vs_quantized(artifact, traces["float"], traces[t])
+    metrics = {t: run_metrics(artifact, traces[t], CHIP_OF.get(t), xf) for t in targets}
+    diagnostics = {t: loihi2_diagnostics(artifact, traces[t]) for t in targets if CHIP_OF.get(t) == "loihi2"
+                   and traces[t].raw is not None}
+    report = {"model": str(model), "targets": targets, "steps": int(xf.shape[0]), "batch": int(xf.shape[1]),
+              "exact": exact, "float_vs_quantized": fvq, "metrics": metrics, "diagnostics": diagnostics,
+              "resources": artifact.report.get("resources", {}), "ok": all(c["equal"] for c in exact)}
+    if labels is not None:
+        labels = np.asarray(labels).ravel()
+        acc = {}
+        for t, tr in traces.items():
+            out = next(iter(tr.outputs.values()))
+            pred = out.sum(axis=0).reshape(out.shape[1], -1).argmax(axis=1)
+            if len(labels) != len(pred):
+                raise NeuroCompileError(f"{len(labels)} labels for a batch of {len(pred)}")
+            acc[t] = float((pred == labels).mean())
+        report["accuracy"] = acc
+    if report_dir is not None:
+        from .report import write_report
+
+        report["files"] = write_report(report_dir, report, traces, artifact)
+    return report

@@ -1,0 +1,69 @@
+"""Run one target on an input and collect what the comparisons need, in one layout.
+
+A :class:`Trace` holds, per neuron group, spikes and membrane on the float graph's time base and
+units (``aligned``), and for chip targets the integer state on the chip's own time base (``raw``).
+"""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from ..artifact import Artifact
+from ..compiler import nodes as N
+from ..emulator import reference
+
+
+@dataclasses.dataclass
+class Trace:
+    target: str
+    exact: bool                      # True for bit-accurate targets (emulator, lava, chips)
+    aligned: dict[str, dict[str, np.ndarray]]
+    outputs: dict[str, np.ndarray]
+    raw: dict | None = None
+    steps: int = 0
+    wall_s: float = 0.0
+
+
+def neuron_groups(artifact: Artifact) -> list[str]:
+    g = artifact.graph
+    return [n for n in g.order() if isinstance(g.nodes[n], N.NEURON_TYPES)]
+
+
+def flat_input(artifact: Artifact, x) -> np.ndarray:
+    """The input as (T, B, n_in) float64, accepting the model's original sample shape."""
+    from ..emulator.reference.executor import normalize_input
+
+    graph = artifact.graph
+    shapes = graph.infer_shapes()
+    (inp,) = graph.inputs
+    orig = tuple(graph.metadata.get("shapes", {}).get(inp, shapes[inp]))
+    x = np.asarray(x, dtype=np.float64)
+    if x.shape[1:] == orig:
+        x = x.reshape(x.shape[:1] + (-1,))
+    elif x.shape[2:] == orig:
+        x = x.reshape(x.shape[:2] + (-1,))
+    return normalize_input(graph, {inp: x}, shapes)[inp]
+
+
+def run_target(artifact: Artifact, target: str, x: np.ndarray) -> Trace:
+    import time
+
+    from ..backends.registry import get_backend
+
+    groups = neuron_groups(artifact)
+    t0 = time.perf_counter()
+    if target == "float":
+        graph = artifact.graph
+        xf = flat_input(artifact, x)
+        probes = [f"{n}.v" for n in groups] + [f"{n}.out" for n in groups if graph.nodes[n].spiking]
+        res = reference.run(graph, xf, probes=probes)
+        aligned = {n: {"spikes": res.probes.get(f"{n}.out"), "v": res.probes[f"{n}.v"]} for n in groups}
+        return Trace("float", False, aligned, res.outputs, steps=xf.shape[0], wall_s=time.perf_counter() - t0)
+    backend = get_backend(target)
+    from ..backends.loihi2 import aligned_result
+
+    raw, T = backend.run_raw(artifact, x)
+    res = aligned_result(artifact, raw, T, probes=[f"{n}.v" for n in groups], record_spikes=True)
+    aligned = {n: {"spikes": res.probes.get(f"{n}.out"), "v": res.probes[f"{n}.v"]} for n in groups}
+    return Trace(target, True, aligned, res.outputs, raw=raw, steps=T, wall_s=time.perf_counter() - t0)
