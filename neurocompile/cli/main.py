@@ -211,7 +211,7 @@ def targets():
 @click.argument("name")
 @click.option("--output", "-o", required=True, type=click.Path(), help="Directory for X.npy and y.npy.")
 def zoo_data(name, output):
-    """Write the held-out split of a shipped model's data set, encoded as spikes.
+    """Write the held-out split of a shipped model's data set (X.npy, y.npy) and calibration samples.
 
     \b
     Example:
@@ -225,12 +225,15 @@ def zoo_data(name, output):
 
     if name not in ZOO:
         raise NeuroCompileError(f"no shipped model '{name}' (available: {', '.join(ZOO)})")
-    x, y = importlib.import_module(ZOO[name]).test_data()
+    zoo = importlib.import_module(ZOO[name])
+    x, y = zoo.test_data()
     with atomic_path(Path(output)) as tmp:
         tmp.mkdir()
         np.save(tmp / "X.npy", x)
         np.save(tmp / "y.npy", y)
-    click.echo(f"wrote {output}/X.npy {x.shape} and y.npy {y.shape}")
+        if hasattr(zoo, "calibration_data"):
+            np.save(tmp / "calib.npy", zoo.calibration_data())
+    click.echo(f"wrote {output}/X.npy {x.shape}, y.npy {y.shape} (held-out split) and calib.npy (training samples)")
 
 
 EPILOG_VALIDATE = """\b

@@ -29,12 +29,13 @@ def loihi2_diagnostics(artifact: Artifact, tr: Trace) -> dict:
         raw = tr.raw[n]
         v, u = np.asarray(raw["v"]), np.asarray(raw["u"])
         s = np.asarray(raw["spikes"])
-        v_clip = int(((v >= V_LIMIT) | (v <= -V_LIMIT)).sum())
+        v_clip = int((v <= -V_LIMIT).sum())      # the low clip changes dynamics
+        v_top = int((v >= V_LIMIT).sum())        # the high clip only ever ends in a spike
         u_peak = float(np.abs(u).max() / U_LIMIT) if u.size else 0.0
         per = s.sum(axis=(0, 1))
         steps = s.shape[0] * s.shape[1]
         g = {"vth": lif.vth, "threshold_share_of_v_range": (lif.vth << 6) / V_LIMIT,
-             "v_saturated_steps": v_clip, "u_peak_share_of_range": u_peak,
+             "v_saturated_steps": v_clip, "v_top_clipped_steps": v_top, "u_peak_share_of_range": u_peak,
              "never_fire": int((per == 0).sum()), "always_fire": int((per >= steps).sum()),
              "neurons": lif.size}
         rep = q.get(n, {})
@@ -42,7 +43,7 @@ def loihi2_diagnostics(artifact: Artifact, tr: Trace) -> dict:
                   if k in rep})
         out["groups"][n] = g
         if v_clip:
-            warnings.append(f"{n}: v saturated at +-(2^23-1) in {v_clip} neuron-steps: "
+            warnings.append(f"{n}: v saturated at -(2^23-1) in {v_clip} neuron-steps (strong inhibition): "
                             "calibrate with data that reaches the real input range")
         if u_peak > 0.9:
             warnings.append(f"{n}: |u| reached {u_peak:.0%} of its 24-bit range (it wraps beyond): "

@@ -146,3 +146,10 @@ def test_data(seed: int = SEED) -> tuple[np.ndarray, np.ndarray]:
     """The held-out split, encoded: spikes (T, N, 64) float32 and labels (N,) int64."""
     split = load_digits_split(seed)
     return encode(split.X_test), split.y_test
+
+
+def calibration_data(n: int = 256, seed: int = SEED) -> np.ndarray:
+    """The first ``n`` training images, encoded (T, n, 64): for choosing fixed-point scales
+    (never the held-out split)."""
+    split = load_digits_split(seed)
+    return encode(split.X_train[:n])
