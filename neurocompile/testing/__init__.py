@@ -1,0 +1,1 @@
+"""Helpers for testing compiled models, including the pytest plugin."""

@@ -1,0 +1,95 @@
+"""validate: exact comparison finds an injected one-bit difference; float vs quantized; report."""
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from conftest import NIR_PAPER
+from neurocompile import api
+from neurocompile.backends import registry
+from neurocompile.backends.loihi2 import Loihi2Backend
+from neurocompile.cli.main import cli
+from neurocompile.models.nir_io import read_nir
+from neurocompile.validate import validate
+
+FLIP = {"step": 37, "group": "lif1.lif", "neuron": 5}
+
+
+class OneBitOff(Loihi2Backend):
+    """The emulator, but one neuron's v has its lowest bit flipped at one step (a faulty chip)."""
+
+    name = "faulty"
+
+    def execute(self, program, spikes):
+        raw = super().execute(program, spikes)
+        raw[FLIP["group"]]["v"][FLIP["step"], 0, FLIP["neuron"]] ^= 1
+        return raw
+
+
+@pytest.fixture
+def braille_input():
+    return (np.random.default_rng(2).random((100, 2, 12)) < 0.15).astype(float)
+
+
+@pytest.fixture
+def faulty_target(monkeypatch):
+    from neurocompile.validate import session
+
+    monkeypatch.setitem(registry._loaded, "faulty", OneBitOff())
+    monkeypatch.setitem(session.CHIP_OF, "faulty", "loihi2")
+
+
+def test_one_bit_difference_is_located(faulty_target, braille_input):
+    g = read_nir(NIR_PAPER / "braille_noDelay_bias_zero.nir")
+    rep = validate(g, braille_input, ["emulator", "faulty"])
+    assert not rep["ok"]
+    (c,) = rep["exact"]
+    m = c["first_mismatch"]
+    assert (m["step"], m["node"], m["neuron"], m["variable"], m["batch"]) == (37, "lif1.lif", 5, "v", 0)
+    assert m["emulator"]["v"] ^ m["faulty"]["v"] == 1
+    # the inputs of that neuron at that step are shown, per synapse matrix
+    assert {i["synapses"] for i in m["inputs"]} == {"fc1", "lif1.w_rec"}
+
+
+def test_cli_exit_code_and_message(faulty_target, braille_input, tmp_path):
+    np.save(tmp_path / "x.npy", braille_input)
+    r = CliRunner().invoke(cli, ["validate", str(NIR_PAPER / "braille_noDelay_bias_zero.nir"), "-i",
+                                 str(tmp_path / "x.npy"), "--targets", "emulator,faulty"], catch_exceptions=False)
+    assert r.exit_code == 3
+    assert "DIFFER first at step 37 node 'lif1.lif' neuron 5 (v)" in r.output
+
+
+def test_report_for_float_and_emulator(tmp_path, braille_input):
+    g = read_nir(NIR_PAPER / "braille_noDelay_bias_zero.nir")
+    rep = validate(g, braille_input, ["float", "emulator"], report_dir=tmp_path / "rep",
+                   labels=np.array([0, 5]))
+    assert rep["ok"]
+    files = set(p.name for p in (tmp_path / "rep").iterdir())
+    assert {"report.json", "report.md", "raster.png", "weight_error.png"} <= files
+    doc = json.loads((tmp_path / "rep" / "report.json").read_text())
+    fvq = doc["float_vs_quantized"]["float vs emulator"]
+    assert [layer["node"] for layer in fvq["layers"]] == ["lif1.lif", "lif2"]
+    em = doc["metrics"]["emulator"]
+    # synaptic ops = input spikes x fan-out + hidden spikes x fan-out (hand count from the program)
+    art = api.compile(g, target="loihi2")
+    prog = art.payload["program"]
+    fan = {d.src: 0 for d in prog.synapses}
+    for d in prog.synapses:
+        fan[d.src] = fan[d.src] + np.count_nonzero(d.weights, axis=0)
+    hidden = api.run(art, braille_input, record_spikes=True).probes["lif1.lif.out"]
+    expect = (braille_input.sum((0, 1)) * fan["input"]).sum() + (hidden.sum((0, 1)) * fan["lif1.lif"]).sum()
+    assert em["synaptic_ops"] == pytest.approx(expect)
+    assert em["estimate"]["is_estimate"] and "Davies" in em["estimate"]["source"]
+    assert "accuracy" in doc and set(doc["accuracy"]) == {"float", "emulator"}
+    md = (tmp_path / "rep" / "report.md").read_text()
+    assert "## Float reference vs quantized" in md and "| lif2 |" in md and "energy ESTIMATE" in md
+
+
+def test_emulator_and_lava_agree_through_validate(braille_input):
+    from lava_util import require_lava
+
+    require_lava()
+    g = read_nir(NIR_PAPER / "braille_noDelay_bias_zero.nir")
+    rep = validate(g, braille_input[:, :1], ["emulator", "lava"])
+    assert rep["ok"] and rep["exact"][0]["equal"]
