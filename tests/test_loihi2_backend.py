@@ -121,6 +121,17 @@ def test_partition_splits_and_reports_limits():
     assert [c["n_neurons"] for c in res["per_core"]] == [5000, 5000]
 
 
+def test_small_layers_share_a_core():
+    rng = np.random.default_rng(0)
+    g = sequential([("in", N.Input(shape=(8,))), ("fc1", N.Linear(weight=rng.normal(size=(100, 8)))),
+                    ("a", N.IF()), ("fc2", N.Linear(weight=rng.normal(size=(10, 100)))),
+                    ("b", N.IF()), ("o", N.Output())], dt=1.0)
+    res = api.compile(g, target="loihi2").report["resources"]
+    assert res["cores"] == 1 and res["inter_core_routes"] == 0
+    assert [x["group"] for x in res["per_core"][0]["groups"]] == ["a", "b"]
+    assert res["spike_routes"] == 100  # each hidden neuron reaches the one core once
+
+
 def test_network_too_big_for_one_chip_names_layer():
     # 129 cores' worth of neurons in one group: more than the 128 cores of one chip
     g = sequential([("in", N.Input(shape=(1,))), ("fc", N.Linear(weight=np.ones((129 * 8192, 1)))),

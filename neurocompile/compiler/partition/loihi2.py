@@ -9,9 +9,13 @@ Level with Loihi 2", 2021, and Lava's documentation):
   convolutional encodings store fewer words; this model counts every nonzero weight of a dense
   matrix as one synapse, so it errs on the side of more cores.
 
-A group is split evenly over ``ceil(max(neurons / 8192, synapses / 937500))`` cores; groups do not
-share cores. A network that needs more than ``max_chips`` chips gets an error naming the group
-that overflowed.
+Placement: groups are taken in the graph's order (so that a layer and the next one share a core
+where they fit, which keeps their spikes off the mesh). A group larger than one core is split
+evenly over ``ceil(max(neurons / 8192, synapses / 937500))`` cores of its own; smaller groups are
+packed next-fit onto the last open core while both budgets hold. The report counts, per core,
+neurons and synapses against the limits, and the spike routes between cores: every source neuron
+sends one message per destination core it reaches (Loihi multicasts within a core). A network that
+needs more than ``max_chips`` chips gets an error naming the group that overflowed.
 """
 from __future__ import annotations
 
@@ -44,25 +48,49 @@ class PartitionLoihi2(Pass):
         fan_in = {n.name: np.zeros(n.size, dtype=np.int64) for n in program.neurons}
         for d in program.synapses:
             fan_in[d.dst] += np.count_nonzero(d.weights, axis=1)
-        cores, next_core = [], 0
+        cores: list[dict] = []
+        place: dict[str, np.ndarray] = {}  # group -> core of each neuron
         for n in program.neurons:
             syn = int(fan_in[n.name].sum())
             k = max(1, math.ceil(n.size / NEURONS_PER_CORE), math.ceil(syn / SYNAPSES_PER_CORE))
+            last = cores[-1] if cores else None
+            if k == 1 and last is not None and last["n_neurons"] + n.size <= NEURONS_PER_CORE \
+                    and last["synapses"] + syn <= SYNAPSES_PER_CORE and not last.get("full"):
+                last["groups"].append({"group": n.name, "neurons": [0, n.size]})
+                last["n_neurons"] += n.size
+                last["synapses"] += syn
+                place[n.name] = np.full(n.size, last["core"])
+                continue
             bounds = np.linspace(0, n.size, k + 1).round().astype(int)
+            place[n.name] = np.zeros(n.size, dtype=np.int64)
             for j in range(k):
                 lo, hi = int(bounds[j]), int(bounds[j + 1])
                 core_syn = int(fan_in[n.name][lo:hi].sum())
                 if core_syn > SYNAPSES_PER_CORE:
                     raise NeuroCompileError(
-                        f"one neuron has more fan-in than a core holds ({core_syn} > {SYNAPSES_PER_CORE} synapses)",
-                        node=n.name)
-                cores.append({"core": next_core, "chip": next_core // CORES_PER_CHIP, "group": n.name,
-                              "neurons": [lo, hi], "n_neurons": hi - lo, "synapses": core_syn})
-                next_core += 1
-            if next_core > max_chips * CORES_PER_CHIP:
+                        f"{hi - lo} neurons have more fan-in than a core holds ({core_syn} > "
+                        f"{SYNAPSES_PER_CORE} synapses)", node=n.name)
+                core = len(cores)
+                cores.append({"core": core, "chip": core // CORES_PER_CHIP,
+                              "groups": [{"group": n.name, "neurons": [lo, hi]}],
+                              "n_neurons": hi - lo, "synapses": core_syn, "full": k > 1})
+                place[n.name][lo:hi] = core
+            if len(cores) > max_chips * CORES_PER_CHIP:
                 raise NeuroCompileError(
                     f"the network needs more than {max_chips} chip(s) of {CORES_PER_CHIP} cores: "
-                    f"this group brings the total to {next_core} cores (use --chips N)", node=n.name)
+                    f"this group brings the total to {len(cores)} cores (use --chips N)", node=n.name)
+        next_core = len(cores)
+        routes = inter_core = 0
+        for d in program.synapses:
+            if d.src not in place:
+                continue
+            dst_core = place[d.dst]
+            for j in range(d.weights.shape[1]):
+                targets = np.unique(dst_core[np.nonzero(d.weights[:, j])[0]])
+                routes += len(targets)
+                inter_core += int(np.sum(targets != place[d.src][j]))
+        for c in cores:
+            c.pop("full", None)
         n_chips = max(1, math.ceil(next_core / CORES_PER_CHIP))
         total_neurons = sum(n.size for n in program.neurons)
         total_syn = int(sum(v.sum() for v in fan_in.values()))
@@ -71,6 +99,7 @@ class PartitionLoihi2(Pass):
             "cores": next_core, "chips": n_chips, "neurons": total_neurons, "synapses": total_syn,
             "limits": {"cores_per_chip": CORES_PER_CHIP, "neurons_per_core": NEURONS_PER_CORE,
                        "synapses_per_core": SYNAPSES_PER_CORE, "max_chips": max_chips},
+            "spike_routes": routes, "inter_core_routes": inter_core,
             "per_core": cores,
         }
         return graph
