@@ -295,6 +295,23 @@ def _print_validation(rep: dict) -> None:
         click.echo("report: " + ", ".join(rep["files"]))
 
 
+@cli.command()
+@click.argument("what", type=click.Choice(["loihi"]))
+@click.option("--env", "env_dir", type=click.Path(), help="Where to create it (default: the checkout's .venv-lava).")
+def setup(what, env_dir):
+    """Create and check a target's separate runtime environment.
+
+    \b
+    Example:
+      neurocompile setup loihi     # Python 3.10 venv with lava-nc 0.10.0 and numpy<2
+    Then `neurocompile targets` shows lava as runnable; NEUROCOMPILE_LAVA_PYTHON overrides.
+    """
+    from ..backends.lava_runner.setup_env import setup_lava_env
+
+    py = setup_lava_env(env_dir, log=lambda m: click.echo(m, err=True))
+    click.echo(py)
+
+
 def main():  # console-script entry point
     cli(prog_name="neurocompile")
 
