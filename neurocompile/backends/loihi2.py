@@ -187,3 +187,40 @@ class LavaBackend(Loihi2Backend):
             return run_in_lava(program, spikes)
         except RuntimeError as err:
             raise NeuroCompileError(f"Lava run failed: {err}") from None
+
+
+class Loihi2HardwareBackend(LavaBackend):
+    """A real Loihi 2 through Lava's ``Loihi2HwCfg``: needs Intel's lava-loihi extension and a
+    Loihi host (INRC cloud through SLURM, or a local Kapoho Point), in the Lava environment."""
+
+    name = "loihi2-hw"
+    description = "Loihi 2 chip through Lava's Loihi2HwCfg (needs lava-loihi on a Loihi host)"
+
+    MISSING = ("the Loihi 2 hardware runtime is not installed: running on a chip needs Intel's "
+               "lava-loihi package (available to INRC members) in the Lava environment, on a Loihi host "
+               "(SLURM partition or a local board). Use --on lava for Lava's bit-accurate CPU models.")
+
+    def available(self):
+        import subprocess
+
+        from .lava_runner.host import find_lava_python
+
+        py = find_lava_python()
+        if py is None:
+            return False, "no Lava environment (neurocompile setup loihi)"
+        r = subprocess.run([py, "-c", "import lava.utils.loihi as l, sys; sys.exit(0 if l.is_installed() else 1)"],
+                           capture_output=True)
+        return (True, py) if r.returncode == 0 else (False, "lava-loihi not installed")
+
+    def execute(self, program, spikes):
+        ok, why = self.available()
+        if not ok:
+            from ..errors import BackendError
+
+            raise BackendError(self.MISSING + f" ({why})")
+        from .lava_runner.host import run_in_lava
+
+        try:
+            return run_in_lava(program, spikes, hardware=True)
+        except RuntimeError as err:
+            raise NeuroCompileError(f"Loihi 2 run failed: {err}") from None

@@ -18,6 +18,7 @@ BUILTIN = {
     "loihi2": "neurocompile.backends.loihi2:Loihi2Backend",
     "emulator": "neurocompile.backends.loihi2:EmulatorBackend",
     "lava": "neurocompile.backends.loihi2:LavaBackend",
+    "loihi2-hw": "neurocompile.backends.loihi2:Loihi2HardwareBackend",
 }
 
 _loaded: dict[str, object] = {}

@@ -19,7 +19,7 @@ from .diagnostics import loihi2_diagnostics
 from .metrics import run_metrics
 from .traces import flat_input, run_target
 
-CHIP_OF = {"emulator": "loihi2", "lava": "loihi2", "loihi2": "loihi2"}
+CHIP_OF = {"emulator": "loihi2", "lava": "loihi2", "loihi2": "loihi2", "loihi2-hw": "loihi2"}
 
 
 def validate(model, x, targets=("float", "emulator"), *, labels=None, report_dir=None,

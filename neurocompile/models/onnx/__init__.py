@@ -1,0 +1,12 @@
+"""ONNX frontend: convert a trained ReLU ANN into a spiking graph.
+
+* :mod:`.parser` reads and checks the file into an analog network (:mod:`.ann`);
+* :mod:`.normalise` chooses activation scales (calibration percentile, or weight bounds);
+* :mod:`.rate` builds the rate-coded IF graph and encodes/decodes its inputs/outputs;
+* :mod:`.sigma_delta_proposal` is the float sigma-delta (Loihi 2 / Lava ``sdn``) conversion,
+  a proposal that runs outside the graph until the graph has sigma-delta neurons.
+"""
+from .frontend import DEFAULT_PERCENTILE, DEFAULT_TIMESTEPS, from_onnx
+from .rate import decode_output, encode_input
+
+__all__ = ["from_onnx", "encode_input", "decode_output", "DEFAULT_TIMESTEPS", "DEFAULT_PERCENTILE"]
