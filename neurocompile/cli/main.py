@@ -79,8 +79,13 @@ def compile(model, target, output, dump_ir, calibration, chips, dt, reset, discr
 
     calib = load_array(calibration) if calibration else None
     opts = _load_opts(dt, reset, discretization, input_shape, weights)
-    if calib is not None and str(model).endswith(".onnx"):
-        opts["calibration"] = calib
+    if str(model).endswith(".onnx"):
+        if calib is not None:
+            opts["calibration"] = calib
+        if target in ("loihi2", "emulator", "lava", "loihi2-hw"):
+            opts.setdefault("reset", "zero")          # Lava's LIF resets to zero
+            opts["input_encoding"] = "spikes"         # Loihi inputs are spikes
+            click.echo("ONNX for Loihi 2: IF neurons reset to zero and spike-coded input", err=True)
     graph = load_model(model, **opts)
     art = do_compile(graph, target=target, log=lambda m: click.echo(m, err=True), dump_ir=dump_ir,
                      dt=dt, discretization=discretization, calibration=calib, chips=chips)
@@ -131,7 +136,7 @@ def run(artifact, input_path, output, probe, labels, on):
         click.echo(f"wrote {output}")
     _print_activity(result)
     if labels:
-        _print_accuracy(result, load_array(labels), labels)
+        _print_accuracy(art.graph, result, load_array(labels), labels)
 
 
 def _run_with_progress(do_run, art, x, probe, on):
@@ -156,15 +161,14 @@ def _print_activity(result) -> None:
         click.echo(f"  {name:<20} {int(total):>10}  {total / arr.shape[1]:10.1f}")
 
 
-def _print_accuracy(result, labels, path) -> None:
+def _print_accuracy(graph, result, labels, path) -> None:
     from ..errors import NeuroCompileError
+    from ..readout import predict
 
-    out = result.output
-    counts = out.sum(axis=0).reshape(out.shape[1], -1)
+    pred = predict(graph, result.output)
     labels = np.asarray(labels).ravel()
-    if labels.shape[0] != counts.shape[0]:
-        raise NeuroCompileError(f"{labels.shape[0]} labels for a batch of {counts.shape[0]}", file=path)
-    pred = counts.argmax(axis=1)  # ties go to the lowest index
+    if labels.shape[0] != pred.shape[0]:
+        raise NeuroCompileError(f"{labels.shape[0]} labels for a batch of {pred.shape[0]}", file=path)
     acc = float((pred == labels).mean())
     click.echo(f"accuracy: {acc * 100:.2f}% ({int((pred == labels).sum())}/{len(labels)})")
 
@@ -310,6 +314,36 @@ def setup(what, env_dir):
 
     py = setup_lava_env(env_dir, log=lambda m: click.echo(m, err=True))
     click.echo(py)
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--samples", required=True, type=click.Path(), help="Samples .npy (N, *shape), as the ANN takes them.")
+@click.option("--steps", type=int, help="Time steps (default: the converter's choice).")
+@click.option("--output", "-o", required=True, type=click.Path(), help="Where to write the (T, N, *shape) input .npy.")
+def encode(model, samples, steps, output):
+    """Encode ANN samples as the time-stepped input a converted (ONNX) model expects.
+
+    \b
+    Example:
+      neurocompile compile net.onnx --calibration calib.npy -o build/net
+      neurocompile encode build/net --samples test.npy -o build/X.npy
+      neurocompile run build/net --input build/X.npy --labels labels.npy
+    """
+    from ..errors import NeuroCompileError
+    from ..models.loader import load_model
+    from ..models.onnx_import import encode_input
+    from ..utils.atomic import atomic_path
+    from .io import load_array
+
+    graph = load_model(model)
+    if "onnx" not in graph.metadata:
+        raise NeuroCompileError("only models converted from ONNX record an input encoding", file=model)
+    x = encode_input(graph, load_array(samples), steps)
+    with atomic_path(output) as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, x)
+    click.echo(f"wrote {output} {x.shape}")
 
 
 def main():  # console-script entry point

@@ -21,7 +21,7 @@ ZOO = {"digits": "neurocompile.models.zoo.digits"}
 
 def load_model(source: Any, *, dt: float | None = None, reset: str | None = None,
                discretization: str | None = None, input_shape=None, weights: str | None = None,
-               calibration=None) -> Graph:
+               calibration=None, input_encoding: str | None = None) -> Graph:
     if isinstance(source, Graph):
         return source
     if not isinstance(source, (str, Path)):
@@ -41,7 +41,9 @@ def load_model(source: Any, *, dt: float | None = None, reset: str | None = None
     if path.suffix == ".onnx":
         from .onnx_import import from_onnx  # provided by the ONNX frontend
 
-        return from_onnx(path, calibration=calibration) if calibration is not None else from_onnx(path)
+        kw = {k: v for k, v in dict(calibration=calibration, reset=reset, input_encoding=input_encoding).items()
+              if v is not None}
+        return from_onnx(path, **kw)
     if path.is_dir():
         if (path / "manifest.json").is_file():
             from ..artifact import load_artifact

@@ -82,10 +82,10 @@ def float_vs_quantized(artifact: Artifact, f: Trace, q: Trace, tol: float = 0.05
                        "max_neuron_count_diff": int(per_neuron.max()) if per_neuron.size else 0})
         if growth_at is None and rel > tol:
             growth_at = n
-    out_f = next(iter(f.outputs.values()))
-    out_q = next(iter(q.outputs.values()))
-    cf = out_f.sum(axis=0).reshape(out_f.shape[1], -1)
-    cq = out_q.sum(axis=0).reshape(out_q.shape[1], -1)
-    agree = float((cf.argmax(1) == cq.argmax(1)).mean())
+    from ..readout import predict
+
+    pf = predict(artifact.graph, next(iter(f.outputs.values())))
+    pq = predict(artifact.graph, next(iter(q.outputs.values())))
+    agree = float((pf == pq).mean())
     return {"layers": layers, "class_agreement": agree, "difference_grows_at": growth_at,
             "tolerance": tol}

@@ -61,9 +61,10 @@ def validate(model, x, targets=("float", "emulator"), *, labels=None, report_dir
     if labels is not None:
         labels = np.asarray(labels).ravel()
         acc = {}
+        from ..readout import predict
+
         for t, tr in traces.items():
-            out = next(iter(tr.outputs.values()))
-            pred = out.sum(axis=0).reshape(out.shape[1], -1).argmax(axis=1)
+            pred = predict(artifact.graph, next(iter(tr.outputs.values())))
             if len(labels) != len(pred):
                 raise NeuroCompileError(f"{len(labels)} labels for a batch of {len(pred)}")
             acc[t] = float((pred == labels).mean())

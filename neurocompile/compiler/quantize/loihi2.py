@@ -40,7 +40,7 @@ VTH_MAX = (1 << 17) - 1
 BIAS_MANT_MAX = 4095
 BIAS_EXP_MAX = 7
 W_EXP_MIN, W_EXP_MAX = -8, 7
-SUPPORTED = (N.LIF, N.CubaLIF, N.IF, N.LI, N.CubaLI)
+SUPPORTED = (N.LIF, N.CubaLIF, N.IF, N.LI, N.CubaLI, N.Integrator)
 
 
 def _uniform(node: N.Node, name: str, field: str, values: np.ndarray) -> float:
@@ -99,6 +99,8 @@ def check_supported(graph: Graph) -> None:
                 raise UnsupportedError("refractory periods are not supported by Lava's LIF", node=name)
             if np.any(node.v_threshold <= 0):
                 raise UnsupportedError("Loihi 2 thresholds must be > 0", node=name)
+            # compare "ge" is lowered to Loihi's ">" and said so in the layer's report (they differ
+            # only when the integer v lands exactly on vth << 6)
     for s, d in graph.edges:
         if isinstance(graph.nodes[d], N.Linear) and not isinstance(graph.nodes[s], (N.Input,) + SUPPORTED):
             raise UnsupportedError(f"synapses must start at an Input or a neuron group, not {graph.nodes[s].op}",
@@ -234,6 +236,8 @@ class QuantizeLoihi2(Pass):
             lrep = {"vth": vth, "du": du, "dv": dv, "headroom": round(head, 3),
                     "calibrated": bool(st["observed"]), "bias_exp": bexp,
                     "bias_max_abs_error_thr": berr / (64 * vth), "beta": beta_f, "beta_q": beta_q}
+            if getattr(node, "compare", "gt") == "ge":
+                lrep["note_compare"] = "'>=' lowered as Loihi's '>' (differs only when v equals vth<<6 exactly)"
             if isinstance(node, (N.CubaLIF, N.CubaLI)):
                 lrep["alpha"] = _float_decay(node, graph, "tau_syn")
                 lrep["alpha_q"] = alpha_q
