@@ -1,5 +1,5 @@
 """ONNX frontend: parsing, op-by-op conversion checks, digits accuracy, errors, CLI, and the
-sigma-delta proposal (with a conformance run against Lava's sdn models when Lava is installed).
+sigma-delta conversion (with a conformance run against Lava's sdn models when Lava is installed).
 
 Exact checks use the closed form of the converted IF neuron (threshold 1, reset by subtraction,
 spike when v > 1, v starting at 0): a constant input ``c`` per step gives
@@ -28,7 +28,10 @@ from neurocompile.compiler import nodes as N
 from neurocompile.emulator.reference import run
 from neurocompile.errors import NeuroCompileError, UnsupportedError
 from neurocompile.models.loader import load_model
-from neurocompile.models.onnx import sigma_delta_proposal as sd
+from neurocompile.emulator import sdn_fixed
+from neurocompile.emulator.reference import run as ref_run
+from neurocompile.emulator.reference.ops import OPS
+from neurocompile.models.onnx import sigma_delta as sd
 from neurocompile.models.onnx.ann import forward
 from neurocompile.models.onnx.parser import parse
 from neurocompile.models.onnx_import import decode_output, encode_input, from_onnx
@@ -461,8 +464,8 @@ def test_bad_options_and_calibration(digits, tmp_path):
         from_onnx(path, input_encoding="poisson")
     with pytest.raises(UnsupportedError, match="non-negative"):
         from_onnx(path, -digits[2], input_encoding="spikes")
-    with pytest.raises(UnsupportedError, match="SigmaDelta"):
-        from_onnx(path, method="sigma_delta")
+    g = from_onnx(path, method="sigma_delta")  # weight-bound scales without calibration
+    assert any(isinstance(n, N.SigmaDelta) for n in g.nodes.values())
     np.save(tmp_path / "calib.npy", digits[2])
     g = from_onnx(path, str(tmp_path / "calib.npy"))
     assert g.metadata["onnx"]["normalisation"] == "data"
@@ -505,26 +508,22 @@ def test_loader_dispatches_onnx():
 
 
 # ------------------------------------------------------------------------------------------
-# sigma-delta proposal
+# sigma-delta
 # ------------------------------------------------------------------------------------------
-def test_proposal_registers_no_ir_node():
-    assert "SigmaDelta" not in N.NODE_TYPES and "Delta" not in N.NODE_TYPES
-
-
 def test_sigma_delta_hand_derived():
-    node = sd.SigmaDelta(vth=0.5, bias=-0.25, act="relu")
+    node = N.SigmaDelta(vth=0.5, bias=-0.25, act="relu")
     st = {}
     # x:      1.0    0.0    -0.5     0.5    0.0    0.0
     # sigma:  1.0    1.0     0.5     1.0    1.0    1.0
     # act:    0.75   0.75    0.25    0.75   0.75   0.75
     # delta:  0.75   0      -0.5     0.5    0      0      (|delta| >= vth sends, equality included)
-    ys = [float(sd.sigma_delta_op(node, np.array(v), st)) for v in (1.0, 0.0, -0.5, 0.5, 0.0, 0.0)]
+    ys = [float(OPS[N.SigmaDelta](node, np.array(v), st, None)) for v in (1.0, 0.0, -0.5, 0.5, 0.0, 0.0)]
     assert ys == [0.75, 0.0, -0.5, 0.5, 0.0, 0.0]
-    node = sd.SigmaDelta(vth=0.5, act="unit", cum_error=True)
+    node = N.SigmaDelta(vth=0.5, act="unit", cum_error=True)
     st = {}
     # residue below vth is re-added to the error every step until it reaches vth:
     # delta: 0.3 (err 0.3), 0.3 (err 0.6 -> send 0.3, err 0), 0 ...
-    ys = [float(sd.sigma_delta_op(node, np.array(v), st)) for v in (0.3, 0.0, 0.0)]
+    ys = [float(OPS[N.SigmaDelta](node, np.array(v), st, None)) for v in (0.3, 0.0, 0.0)]
     assert ys == [0.0, pytest.approx(0.3), 0.0]
 
 
@@ -534,15 +533,19 @@ def test_sigma_delta_conversion_is_exact_at_vth_zero(digits):
     g = sd.convert(path, calib, vth=0.0)
     T = 3
     xs = np.broadcast_to(x_te[None], (T,) + x_te.shape)
-    outs, messages = sd.run(g, xs)
+    res = ref_run(g, xs, record_spikes=True)
+    outs = res.outputs
+    messages = {k: np.count_nonzero(v) for k, v in res.probes.items()}
     logits = outs["logits"].sum(axis=0)
     np.testing.assert_allclose(logits, ann_reference(path, x_te), atol=1e-4)
     assert np.all(outs["logits"][1:] == 0)  # static input: nothing changes after step 0
     g = sd.convert(path, calib, vth=0.1)
-    outs, sparse = sd.run(g, xs)
+    res = ref_run(g, xs, record_spikes=True)
+    outs = res.outputs
+    sparse = {k: np.count_nonzero(v) for k, v in res.probes.items()}
     acc = float((outs["logits"].sum(axis=0).argmax(1) == y_te).mean())
     assert acc >= ann_accuracy("cnn", x_te, y_te) - 0.015
-    assert sum(m.mean() for m in sparse.values()) < 0.8 * sum(m.mean() for m in messages.values())
+    assert sum(sparse.values()) < 0.8 * sum(messages.values())
 
 
 LAVA_SCRIPT = r'''
@@ -593,7 +596,7 @@ def _lava_python():
 
 
 def test_sigma_delta_semantics_match_lava_sdn(tmp_path):
-    """The float proposal and the fixed-point reference against Lava's own process models."""
+    """The float SigmaDelta/Delta ops and the fixed-point reference against Lava's own process models."""
     exe = _lava_python()
     rng = np.random.default_rng(7)
     T, n = 40, 7
@@ -624,16 +627,16 @@ def test_sigma_delta_semantics_match_lava_sdn(tmp_path):
         lava = res[f"s_out{i}"]
         assert np.count_nonzero(lava) > 5, c
         if c["tag"] == "floating_pt":
-            node = sd.SigmaDelta(vth=c["vth"], bias=c["bias"], act=c["act"], cum_error=c["cum_error"]) \
-                if c["kind"] == "sigma_delta" else sd.Delta(vth=c["vth"], cum_error=c["cum_error"])
+            node = N.SigmaDelta(vth=c["vth"], bias=c["bias"], act=c["act"], cum_error=c["cum_error"]) \
+                if c["kind"] == "sigma_delta" else N.Delta(vth=c["vth"], cum_error=c["cum_error"])
             st = {}
-            ours = np.array([sd.PROPOSED_OPS[type(node)](node, a[t], st) for t in range(T)])
+            ours = np.array([OPS[type(node)](node, a[t], st, None) for t in range(T)])
             np.testing.assert_allclose(ours, lava, rtol=0, atol=1e-12, err_msg=str(c))
             np.testing.assert_allclose(st["res"], res[f"residue{i}"], atol=1e-12, err_msg=str(c))
             if c["kind"] == "sigma_delta" and not c["cum_error"]:
                 assert lava[0, 0] == 0.5  # equality with vth sends
         else:
-            ours = sd.sigma_delta_fixed(a, vth=c["vth"], bias=c["bias"], act=c["act"], cum_error=c["cum_error"],
+            ours = sdn_fixed.sigma_delta_fixed(a, vth=c["vth"], bias=c["bias"], act=c["act"], cum_error=c["cum_error"],
                                         spike_exp=c["spike_exp"], state_exp=c["state_exp"],
                                         delta_only=c["kind"] == "delta")
             np.testing.assert_array_equal(ours["s_out"], lava, err_msg=str(c))

@@ -157,7 +157,7 @@ def _print_activity(result) -> None:
         return
     click.echo("spikes per layer (total over batch and time; mean per sample):")
     for name, arr in counts.items():
-        total = float(arr.sum())
+        total = float(np.count_nonzero(arr))
         click.echo(f"  {name:<20} {int(total):>10}  {total / arr.shape[1]:10.1f}")
 
 

@@ -3,11 +3,12 @@ from .base import NODE_TYPES, Node, Shape
 from .neurons import (CubaLI, CubaLIF, IF, LI, LIF, Integrator, Threshold, NEURON_TYPES,
                       decay_factor, COMPARISONS, DISCRETIZATIONS, RESET_MODES)
 from .structure import (AvgPool2d, Delay, Flatten, Identity, Input, MaxPool2d, Output, SumPool2d)
+from .sigma_delta import Delta, SigmaDelta
 from .synapses import Affine, Conv1d, Conv2d, Linear, Scale
 
 __all__ = [
     "NODE_TYPES", "Node", "Shape", "CubaLI", "CubaLIF", "IF", "LI", "LIF", "Integrator",
     "Threshold", "NEURON_TYPES", "decay_factor", "COMPARISONS", "DISCRETIZATIONS", "RESET_MODES",
     "AvgPool2d", "Delay", "Flatten", "Identity", "Input", "MaxPool2d", "Output", "SumPool2d",
-    "Affine", "Conv1d", "Conv2d", "Linear", "Scale",
+    "Affine", "Conv1d", "Conv2d", "Linear", "Scale", "Delta", "SigmaDelta",
 ]

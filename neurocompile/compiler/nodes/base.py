@@ -38,6 +38,8 @@ class Node:
     stateful: ClassVar[bool] = False
     #: True for nodes whose output is a spike (0/1) train.
     spiking: ClassVar[bool] = False
+    #: True for nodes whose output is a sparse train of graded messages (sigma-delta).
+    graded: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -64,7 +64,8 @@ def run(graph: Graph, x, *, probes: Iterable[str] = (), record_spikes: bool = Fa
     """Run ``graph`` on input ``x`` for all its time steps in float64.
 
     ``probes`` names ``node`` (its output) or ``node.v``/``node.i`` (a state variable).
-    ``record_spikes`` also records the output of every spiking node as ``node.out``.
+    ``record_spikes`` also records the output of every spiking (or graded-message) node as
+    ``node.out``.
     """
     shapes = graph.validate()
     xs = normalize_input(graph, x, shapes)
@@ -89,7 +90,7 @@ def run(graph: Graph, x, *, probes: Iterable[str] = (), record_spikes: bool = Fa
         wanted[p] = (node, var or "out")
     if record_spikes:
         for n in order:
-            if graph.nodes[n].spiking:
+            if graph.nodes[n].spiking or graph.nodes[n].graded:
                 wanted.setdefault(f"{n}.out", (n, "out"))
     outputs = {n: np.zeros((T, batch) + shapes[n]) for n in graph.outputs}
     recorded = {p: None for p in wanted}

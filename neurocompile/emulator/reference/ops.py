@@ -219,3 +219,30 @@ def _integrator(node, x, state, ctx):
 @op(N.Threshold)
 def _threshold(node, x, state, ctx):
     return (x > node.threshold).astype(np.float64)
+
+
+# -- sigma-delta ----------------------------------------------------------------------------
+def _encode(state: dict, act: np.ndarray, vth, cum_error: bool) -> np.ndarray:
+    """The message stage shared by SigmaDelta and Delta (Lava's delta dynamics)."""
+    delta = act - state.get("act", 0.0) + state.get("res", 0.0)
+    if cum_error:
+        err = state.get("e", 0.0) + delta
+        y = np.where(np.abs(err) >= vth, delta, 0.0)
+        state["e"] = np.where(y != 0, 0.0, err)
+    else:
+        y = np.where(np.abs(delta) >= vth, delta, 0.0)
+    state["res"] = delta - y
+    state["act"] = act
+    return y
+
+
+@op(N.SigmaDelta)
+def _sigma_delta(node, x, state, ctx):
+    state["sigma"] = state.get("sigma", 0.0) + x
+    pre = state["sigma"] + node.bias
+    return _encode(state, np.maximum(pre, 0.0) if node.act == "relu" else pre, node.vth, node.cum_error)
+
+
+@op(N.Delta)
+def _delta(node, x, state, ctx):
+    return _encode(state, np.asarray(x, dtype=np.float64), node.vth, node.cum_error)

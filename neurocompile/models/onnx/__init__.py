@@ -3,8 +3,7 @@
 * :mod:`.parser` reads and checks the file into an analog network (:mod:`.ann`);
 * :mod:`.normalise` chooses activation scales (calibration percentile, or weight bounds);
 * :mod:`.rate` builds the rate-coded IF graph and encodes/decodes its inputs/outputs;
-* :mod:`.sigma_delta_proposal` is the float sigma-delta (Loihi 2 / Lava ``sdn``) conversion,
-  a proposal that runs outside the graph until the graph has sigma-delta neurons.
+* :mod:`.sigma_delta` converts to sigma-delta neurons (Loihi 2 / Lava ``sdn``).
 """
 from .frontend import DEFAULT_PERCENTILE, DEFAULT_TIMESTEPS, from_onnx
 from .rate import decode_output, encode_input

@@ -34,8 +34,8 @@ def from_onnx(path, calibration=None, *, method: str = "rate", timesteps: int | 
       today; less accurate, see :mod:`.rate`).
     * ``input_shape``: fixes symbolic input dimensions (without the batch axis).
 
-    ``method="sigma_delta"`` needs sigma-delta neurons that the graph does not have yet; see
-    :mod:`neurocompile.models.onnx.sigma_delta_proposal`.
+    ``method="sigma_delta"``: SigmaDelta neurons (Lava ``sdn``), see
+    :mod:`neurocompile.models.onnx.sigma_delta`.
     """
     file = str(path)
     if method not in METHODS:
@@ -53,9 +53,11 @@ def from_onnx(path, calibration=None, *, method: str = "rate", timesteps: int | 
     if T < 1:
         raise NeuroCompileError(f"timesteps must be >= 1, got {timesteps}", file=file)
     if method == "sigma_delta":
-        raise UnsupportedError(
-            "sigma-delta conversion needs SigmaDelta neurons, which the graph does not have yet; "
-            "use neurocompile.models.onnx.sigma_delta_proposal.convert() for the float proposal", file=file)
+        from .sigma_delta import convert
+
+        if isinstance(calibration, (str, Path)):
+            calibration = _load_npy(calibration)
+        return convert(path, calibration, percentile=float(percentile), input_shape=input_shape)
 
     ann = parse(path, input_shape=input_shape)
     if isinstance(calibration, (str, Path)):
