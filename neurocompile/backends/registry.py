@@ -19,6 +19,7 @@ BUILTIN = {
     "emulator": "neurocompile.backends.loihi2:EmulatorBackend",
     "lava": "neurocompile.backends.loihi2:LavaBackend",
     "loihi2-hw": "neurocompile.backends.loihi2:Loihi2HardwareBackend",
+    "spinnaker": "neurocompile.backends.spinnaker:SpiNNakerBackend",
 }
 
 _loaded: dict[str, object] = {}
