@@ -38,15 +38,19 @@ def run(artifact: Artifact | str | Path, x: np.ndarray, *, probes=(), record_spi
         on: str | None = None, progress: Callable[[int, int], None] | None = None) -> RunResult:
     """Run a compiled artifact on input ``x`` ((T, batch, *shape) or (T, *shape)).
 
-    ``on`` picks where: the artifact's own target by default (its default runner), or another
-    installed runner such as ``lava`` or ``spinnaker``.
+    ``on`` picks where: by default the artifact's own target on its default runner (the
+    emulator); ``on=<the artifact's target>`` means the real chip (``spinnaker``: the board in
+    ~/.spynnaker.cfg; ``loihi2``: Lava's Loihi2HwCfg); ``on="lava"`` Lava's CPU models.
     """
     from .backends.registry import get_backend
 
     if not isinstance(artifact, Artifact):
         artifact = load_artifact(artifact)
     backend = get_backend(on or artifact.target)
-    return backend.run(artifact, x, probes=probes, record_spikes=record_spikes, progress=progress)
+    kw = dict(probes=probes, record_spikes=record_spikes, progress=progress)
+    if on is not None and on == artifact.target and hasattr(backend, "run_on_chip"):
+        return backend.run_on_chip(artifact, x, **kw)  # naming the target explicitly means the chip
+    return backend.run(artifact, x, **kw)
 
 
 __all__ = ["load_model", "compile", "run", "is_artifact"]

@@ -47,6 +47,7 @@ def latencies(graph: Graph) -> dict[str, int]:
 
 
 class Loihi2Backend(Backend):
+    chip_target = True   # `--on loihi2` means the chip; `targets` shows whether it is reachable
     name = "loihi2"
     description = "Intel Loihi 2: quantized to its fixed-point formats, runs on the bit-accurate emulator (or --on lava)"
 
@@ -157,9 +158,23 @@ def aligned_result(artifact, raw: dict, T: int, probes=(), record_spikes=True) -
     return RunResult(outputs=outputs, probes=recorded)
 
 
+def _loihi2_chip(self, artifact, x, **kw):
+    """``neurocompile run ARTIFACT --on loihi2``: the chip, through Lava's Loihi2HwCfg."""
+    return Loihi2HardwareBackend().run(artifact, x, **kw)
+
+
+def _loihi2_chip_status(self):
+    return Loihi2HardwareBackend().available()
+
+
+Loihi2Backend.run_on_chip = _loihi2_chip
+Loihi2Backend.chip_status = _loihi2_chip_status
+
+
 class EmulatorBackend(Loihi2Backend):
     """The default target: Loihi 2 numerics on the bit-accurate emulator."""
 
+    chip_target = False
     name = "emulator"
     description = "bit-accurate emulator with Loihi 2 numerics (default; same artifact as loihi2)"
 
@@ -169,6 +184,7 @@ class LavaBackend(Loihi2Backend):
     Python 3.10 process; found through ``NEUROCOMPILE_LAVA_PYTHON`` or the environment that
     ``scripts/setup_lava_env.sh`` creates."""
 
+    chip_target = False
     name = "lava"
     description = "Lava fixed_pt CPU models of Loihi 2 (bit-accurate; Python 3.10 side process)"
 
@@ -193,6 +209,7 @@ class Loihi2HardwareBackend(LavaBackend):
     """A real Loihi 2 through Lava's ``Loihi2HwCfg``: needs Intel's lava-loihi extension and a
     Loihi host (INRC cloud through SLURM, or a local Kapoho Point), in the Lava environment."""
 
+    chip_target = False
     name = "loihi2-hw"
     description = "Loihi 2 chip through Lava's Loihi2HwCfg (needs lava-loihi on a Loihi host)"
 

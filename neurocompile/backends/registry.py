@@ -50,14 +50,19 @@ def get_backend(name: str):
     return backend
 
 
-def list_backends() -> list[tuple[str, str, bool, str]]:
-    """(name, description, can_run_here, reason) for every backend; load errors become rows."""
+def list_backends() -> list[tuple[str, str, bool, str, str]]:
+    """(name, description, can_run_here, reason, chip) for every backend; load errors become rows.
+    ``chip`` says whether the real chip behind a target is reachable ("" when not applicable)."""
     rows = []
     for name in sorted(backend_specs()):
         try:
             b = get_backend(name)
             ok, why = b.available()
-            rows.append((name, b.description, ok, why))
+            chip = ""
+            if getattr(b, "chip_target", False):
+                c_ok, c_why = b.chip_status()
+                chip = "chip: yes" if c_ok else f"chip: no ({c_why})"
+            rows.append((name, b.description, ok, why, chip))
         except BackendError as err:
-            rows.append((name, "(failed to load)", False, str(err)))
+            rows.append((name, "(failed to load)", False, str(err), ""))
     return rows

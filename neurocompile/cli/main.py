@@ -114,7 +114,7 @@ Examples:
 @click.option("--output", "-o", type=click.Path(), help="Write outputs and probes to this .npz.")
 @click.option("--probe", "-p", multiple=True, help="Record NODE (its output) or NODE.v / NODE.i (state). Repeatable.")
 @click.option("--labels", type=click.Path(), help="Labels .npy (batch,): print accuracy (argmax of output spike counts).")
-@click.option("--on", "on", help="Run on another runner than the artifact's own target (e.g. lava).")
+@click.option("--on", "on", help="Where to run: the artifact's target name = the real chip (spinnaker: board in ~/.spynnaker.cfg; loihi2: Loihi2HwCfg); lava = Lava's CPU models. Default: the emulator.")
 def run(artifact, input_path, output, probe, labels, on):
     """Run a compiled ARTIFACT on an input array and report outputs, spikes and accuracy."""
     from ..api import run as do_run
@@ -207,8 +207,10 @@ def targets():
     """
     from ..backends.registry import list_backends
 
-    for name, desc, ok, why in list_backends():
+    for name, desc, ok, why, chip in list_backends():
         click.echo(f"{name:<10} {'yes' if ok else 'no ':<4} {desc}" + ("" if ok else f"  [{why}]"))
+        if chip:
+            click.echo(f"{'':<15}{chip}")
 
 
 @cli.command("zoo-data")

@@ -22,12 +22,24 @@ PAYLOAD_DIR = "spinnaker"
 
 
 class SpiNNakerBackend(Backend):
+    chip_target = True
     name = "spinnaker"
     description = ("SpiNNaker via sPyNNaker 7.x (IF_curr_exp / IF_curr_delta, 1 ms ticks); runs on a "
                    "bit-accurate emulator of the ARM fixed-point code, or on a board in ~/.spynnaker.cfg")
 
     def available(self) -> tuple[bool, str]:
+        return True, "the SpiNNaker emulator profile runs here"
+
+    def chip_status(self) -> tuple[bool, str]:
+        """Whether a real board is configured in ~/.spynnaker.cfg (machineName or spalloc)."""
         return board.board_status()
+
+    def run_on_chip(self, artifact, x, **kw):
+        """``neurocompile run ARTIFACT --on spinnaker``: the board named in ~/.spynnaker.cfg."""
+        ok, why = self.chip_status()
+        if not ok:
+            raise BackendError(why)
+        return self.run(artifact, x, runner="board", **kw)
 
     def pipeline(self, options: dict) -> list:
         return list(NORMALIZE) + [DenseForm(), QuantizeSpiNNaker()]
