@@ -21,6 +21,7 @@ import numpy as np
 
 from ..compiler import nodes as N
 from ..compiler.graph import Graph
+from ..compiler.latency import latencies
 from ..compiler.partition.loihi2 import PartitionLoihi2
 from ..compiler.passes import NORMALIZE, PassContext
 from ..compiler.passes.dense_form import DenseForm
@@ -32,18 +33,6 @@ from ..utils.atomic import write_json
 from .base import Backend
 
 PAYLOAD_DIR = "loihi2"
-
-
-def latencies(graph: Graph) -> dict[str, int]:
-    """Dense hops from the input to every neuron group along feed-forward edges (shortest)."""
-    back = graph.recurrent_edges()
-    depth = {n: 0 for n in graph.inputs}
-    for n in graph.order():
-        for s, d in graph.edges:
-            if d == n and (s, d) not in back and s in depth:
-                hop = 1 if isinstance(graph.nodes[n], N.Linear) else 0
-                depth[n] = min(depth.get(n, 1 << 30), depth[s] + hop)
-    return depth
 
 
 class Loihi2Backend(Backend):
@@ -136,6 +125,7 @@ def aligned_result(artifact, raw: dict, T: int, probes=(), record_spikes=True) -
         return arr / scales[name] if key == "v" else arr.astype(np.float64)
 
     B = next(v["spikes"].shape[1] for v in raw.values() if isinstance(v, dict))
+    raw = {k: v for k, v in raw.items() if k in lat or not isinstance(v, dict)}
     outputs = {}
     for o in graph.outputs:
         (src,) = graph.predecessors(o)
@@ -153,7 +143,7 @@ def aligned_result(artifact, raw: dict, T: int, probes=(), record_spikes=True) -
         recorded[p + ":raw"] = raw[n][key][lat[n]:lat[n] + T]
     if record_spikes:
         for n, val in raw.items():
-            if isinstance(val, dict) and "spikes" in val:
+            if isinstance(val, dict) and "spikes" in val and n in lat:  # graph groups, not helpers
                 recorded.setdefault(f"{n}.out", aligned(n, "spikes"))
     return RunResult(outputs=outputs, probes=recorded)
 

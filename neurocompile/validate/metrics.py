@@ -10,12 +10,15 @@ from .traces import Trace, neuron_groups
 
 def run_metrics(artifact: Artifact, tr: Trace, chip: str | None, x_flat: np.ndarray) -> dict:
     """``x_flat``: the input as (T, B, n_in); its spikes count as synaptic ops too."""
-    program = artifact.payload.get("program") if isinstance(artifact.payload, dict) else None
+    from ..compiler import nodes as N
+
+    graph = artifact.graph
     fan_out: dict[str, np.ndarray] = {}
-    if program is not None:
-        for d in program.synapses:
-            col = np.count_nonzero(d.weights, axis=0)
-            fan_out[d.src] = fan_out.get(d.src, 0) + col
+    for name, node in graph.nodes.items():  # dense form: every synapse matrix is a Linear/Affine
+        if isinstance(node, N.Linear):
+            (src,) = graph.predecessors(name)
+            key = "input" if src in graph.inputs else src
+            fan_out[key] = fan_out.get(key, 0) + np.count_nonzero(node.weight, axis=0)
     layers, synops, updates = {}, 0.0, 0.0
     for n in neuron_groups(artifact):
         s = tr.aligned[n]["spikes"]

@@ -60,7 +60,21 @@ def run_target(artifact: Artifact, target: str, x: np.ndarray) -> Trace:
         res = reference.run(graph, xf, probes=probes)
         aligned = {n: {"spikes": res.probes.get(f"{n}.out"), "v": res.probes[f"{n}.v"]} for n in groups}
         return Trace("float", False, aligned, res.outputs, steps=xf.shape[0], wall_s=time.perf_counter() - t0)
-    backend = get_backend(target)
+    backend = get_backend(target.replace("-board", ""))
+    if artifact.target == "spinnaker":  # emulator profile, or the board for "spinnaker-board"
+        probes = [f"{n}.v" for n in groups]
+        runner = "board" if target.endswith("-board") else "emulator"
+        if runner == "board":
+            ok, why = backend.chip_status()
+            if not ok:
+                from ..errors import BackendError
+
+                raise BackendError(why)
+        res = backend.run(artifact, x, probes=probes, record_spikes=True, runner=runner)
+        aligned = {n: {"spikes": res.probes.get(f"{n}.out"), "v": res.probes[f"{n}.v"]} for n in groups}
+        raw = {n: {"spikes": aligned[n]["spikes"].astype(np.int64)} for n in groups}
+        return Trace(target, True, aligned, res.outputs, raw=raw, steps=int(np.shape(x)[0]),
+                     wall_s=time.perf_counter() - t0)
     from ..backends.loihi2 import aligned_result
 
     raw, T = backend.run_raw(artifact, x)

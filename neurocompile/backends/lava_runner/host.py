@@ -90,12 +90,12 @@ def _to_result(z, program: LoihiProgram) -> Dict:
     out: Dict = {"n_steps": int(z["n_steps"]),
                  "wall_build_run_s": z["wall_build_run_s"].copy(),
                  "wall_readout_s": z["wall_readout_s"].copy()}
-    for i, name in enumerate(names):
+    for i, n in enumerate(program.neurons):
         rec = {"spikes": z[f"n{i}_spikes"]}
-        for var in ("u", "v"):
+        for var in type(n).STATE_VARS:
             if f"n{i}_{var}" in z.files:
                 rec[var] = z[f"n{i}_{var}"]
-        out[name] = rec
+        out[n.name] = rec
     return out
 
 
@@ -103,6 +103,9 @@ def run_many_in_lava(jobs: Sequence[Tuple[LoihiProgram, np.ndarray]],
                      python: Optional[str] = None,
                      timeout: float = 600) -> List[Dict]:
     """Run several (program, spikes_in) pairs in ONE Lava subprocess.
+
+    ``spikes_in`` is (T, n) or (T, B, n): 0/1 spikes, or graded integer
+    payloads for programs with ``input_message_bits > 0``.
 
     Returns one dict per job, laid out like the emulator's ``run`` (plus
     ``wall_build_run_s``/``wall_readout_s`` per batch element).  Raises
@@ -119,9 +122,14 @@ def run_many_in_lava(jobs: Sequence[Tuple[LoihiProgram, np.ndarray]],
             x = np.asarray(spikes_in)
             if x.dtype.kind not in "biu":
                 raise ValueError(f"job {k}: spikes_in must be int or bool")
+            if int(program.input_message_bits) > 0:
+                # graded payloads, sent unchanged by Lava's int32 RingBuffer
+                x = program.check_input(x).astype(np.int64)
+            else:
+                x = (x != 0).astype(np.uint8)
             pdir = os.path.join(tmp, f"prog{k}")
             program.save(pdir)
-            np.save(os.path.join(tmp, f"in{k}.npy"), (x != 0).astype(np.uint8))
+            np.save(os.path.join(tmp, f"in{k}.npy"), x)
             args += [pdir, os.path.join(tmp, f"in{k}.npy"),
                      os.path.join(tmp, f"out{k}.npz")]
         env = dict(os.environ)

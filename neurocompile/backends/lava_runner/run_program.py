@@ -11,13 +11,26 @@ triples share one interpreter start (importing Lava and numpy once).
 Network built per batch element (each element is a fresh Lava run from the
 zero state, stopped before the next one):
 
-* ``lava.proc.io.source.RingBuffer`` with ``data = (spikes_in != 0)`` as
-  int32, shape (n_inputs, T): at time_step k it sends column k - 1;
-* one ``Dense`` per LoihiDense (``weight_exp`` and ``num_weight_bits`` as
-  proc params, sign mode auto-detected) and one ``LIF`` per LoihiLIF;
-* one recorder process per LIF (defined here): spikes through an InPort,
-  ``u``/``v`` through RefPorts read in the post-management phase of every
-  step (what ``lava.proc.monitor.Monitor`` does: v is seen after reset).
+* ``lava.proc.io.source.RingBuffer`` with ``data`` = the input as int32,
+  shape (n_inputs, T) -- ``spikes_in != 0`` for binary programs, the graded
+  payloads when ``input_message_bits > 0``: at time_step k it sends column
+  k - 1 unchanged;
+* one ``LIF`` per LoihiLIF and one ``SigmaDelta`` per LoihiSigmaDelta
+  (``vth``, ``bias`` unscaled: the process scales them by
+  ``2**(spike_exp + state_exp)``);
+* per LoihiDense a ``Dense``, ``Sparse`` (scipy csr weights),
+  ``DelayDense`` or ``DelaySparse`` (int64 delays, dense resp. csr), with
+  ``weight_exp``, ``num_weight_bits`` and ``num_message_bits`` as process
+  arguments and the sign mode auto-detected;
+* per LoihiConv a ``Conv`` with the kernel converted to Lava's flipped
+  (C_out, kW, kH, C_in) layout, (W, H) pairs, and virtual ports
+  ``s_out.reshape((C, H, W)).transpose([2, 1, 0])`` into the Conv and
+  ``a_out.transpose([2, 1, 0]).reshape((size,))`` out of it, so groups stay
+  1-D in PyTorch (C, H, W) order;
+* one recorder process per group (defined here): output through an InPort,
+  state Vars (``u``, ``v`` or ``sigma``, ``act``, ``residue``, ``error``)
+  through RefPorts read in the post-management phase of every step (what
+  ``lava.proc.monitor.Monitor`` does: v is seen after reset).
 
 Why a recorder instead of Monitor + sink RingBuffer (measured on the 2-core
 dev machine, lava-nc 0.10): ``Var.get()`` -- used by ``Monitor.get_data()``
@@ -29,10 +42,11 @@ at the last step (readout ~5 ms, whole run 0.6 s).  Stepping with
 of the runtime every step plus the per-element transfer).  ``probe=False``
 groups get no RefPorts.
 
-The output npz holds ``names`` (LIF names, unicode array), ``n_steps``,
-``n{i}_spikes`` (T, B, size) uint8 and, for probed groups, ``n{i}_u`` and
-``n{i}_v`` (T, B, size) int64, plus ``wall_build_run_s`` and
-``wall_readout_s`` per batch element.  It is written atomically.
+The output npz holds ``names`` (group names, unicode array), ``n_steps``,
+``n{i}_spikes`` (T, B, size) -- uint8 for LIF, int64 graded values for
+sigma-delta -- and, for probed groups, ``n{i}_<var>`` (T, B, size) int64 for
+each state Var, plus ``wall_build_run_s`` and ``wall_readout_s`` per batch
+element.  It is written atomically.
 """
 
 from __future__ import annotations
@@ -63,7 +77,7 @@ def _load_program_module():
 
 
 def _components(program, input_name):
-    """Connected components (lists of LIF names) of the program graph.
+    """Connected components (lists of group names) of the program graph.
 
     Lava compiles only processes reachable from the one ``run`` is called
     on, so disconnected parts are run separately (they cannot interact).
@@ -87,17 +101,21 @@ def _components(program, input_name):
 
 
 _RECORDER = None
+_MAX_REFS = 4   # most state Vars recorded per group (sigma-delta has 4)
 
 
 def _recorder_classes():
-    """Build (once) the recorder Process and its ProcessModel.
+    """Build (once) the recorder Process and its ProcessModels.
 
-    ``_LifRecorder`` takes a LIF's spikes through an InPort in the spike
-    phase and, when ``with_uv``, reads its ``u`` and ``v`` through RefPorts
-    in the post-management phase of every step -- the same mechanism and
-    phase as Lava's ``Monitor``, so it sees v after the reset.  At the last
-    step it writes everything to an .npz itself.  That avoids ``Var.get()``,
-    which Lava 0.10 transfers one float64 element per message.
+    ``_GroupRecorder`` takes a group's output through an InPort in the spike
+    phase and reads up to ``_MAX_REFS`` state Vars through RefPorts ``r0,
+    r1, ...`` (``models[k]`` has k of them) in the post-management phase of
+    every step -- the same mechanism and phase as Lava's ``Monitor``, so a
+    LIF's v is seen after the reset.  Binary outputs are stored as ``!= 0``
+    (uint8), graded ones (sigma-delta) as their int32 value (int64).  At
+    the last step it writes everything to an .npz itself.  That avoids
+    ``Var.get()``, which Lava 0.10 transfers one float64 element per
+    message.
     """
     global _RECORDER
     if _RECORDER is not None:
@@ -111,107 +129,175 @@ def _recorder_classes():
     from lava.magma.core.resources import CPU
     from lava.magma.core.sync.protocols.loihi_protocol import LoihiProtocol
 
-    class _LifRecorder(AbstractProcess):
-        """Records one LIF group's spikes (and u, v if ``with_uv``)."""
+    class _GroupRecorder(AbstractProcess):
+        """Records one group's output and the Vars named in ``var_names``
+        (connected to RefPorts ``r0``, ``r1``, ... in that order)."""
 
-        def __init__(self, *, shape, num_steps, path, with_uv):
+        def __init__(self, *, shape, num_steps, path, var_names, graded):
             super().__init__(shape=shape, num_steps=num_steps, path=path,
-                             with_uv=with_uv)
+                             var_names=tuple(var_names), graded=graded)
             self.s_in = InPort(shape=shape)
-            if with_uv:
-                self.u_ref = RefPort(shape=shape)
-                self.v_ref = RefPort(shape=shape)
+            for i in range(len(var_names)):
+                setattr(self, f"r{i}", RefPort(shape=shape))
 
-    @implements(proc=_LifRecorder, protocol=LoihiProtocol)
-    @requires(CPU)
-    class _PyLifRecorder(PyLoihiProcessModel):
+    class _PyGroupRecorderBase(PyLoihiProcessModel):
         """Buffers one row per step; dumps an .npz at the last step."""
 
         s_in: PyInPort = LavaPyType(PyInPort.VEC_DENSE, np.int32)
-        u_ref: PyRefPort = LavaPyType(PyRefPort.VEC_DENSE, np.int32)
-        v_ref: PyRefPort = LavaPyType(PyRefPort.VEC_DENSE, np.int32)
 
         def __init__(self, proc_params):
             super().__init__(proc_params)
             shape = (proc_params["num_steps"],) + tuple(proc_params["shape"])
-            self.rec = {"spikes": np.zeros(shape, np.uint8)}
-            if proc_params["with_uv"]:
-                self.rec["u"] = np.zeros(shape, np.int64)
-                self.rec["v"] = np.zeros(shape, np.int64)
+            self.graded = bool(proc_params["graded"])
+            self.rec = {"spikes": np.zeros(
+                shape, np.int64 if self.graded else np.uint8)}
+            for name in proc_params["var_names"]:
+                self.rec[name] = np.zeros(shape, np.int64)
 
         def run_spk(self):
-            """Spike phase: store this step's spikes (nonzero = spike)."""
-            self.rec["spikes"][self.time_step - 1] = self.s_in.recv() != 0
+            """Spike phase: store this step's output."""
+            data = self.s_in.recv()
+            self.rec["spikes"][self.time_step - 1] = (
+                data if self.graded else data != 0)
 
         def post_guard(self):
-            """Enter post-management every step (to read u and v)."""
+            """Enter post-management every step (to read the Vars)."""
             return True
 
         def run_post_mgmt(self):
-            """Read u, v after the step (v already reset); dump at the end."""
-            if "u" in self.rec:
-                self.rec["u"][self.time_step - 1] = self.u_ref.read()
-                self.rec["v"][self.time_step - 1] = self.v_ref.read()
+            """Read the Vars after the step; dump the npz at the end."""
+            for i, name in enumerate(self.proc_params["var_names"]):
+                self.rec[name][self.time_step - 1] = getattr(
+                    self, f"r{i}").read()
             if self.time_step == self.proc_params["num_steps"]:
                 _atomic_savez(self.proc_params["path"], self.rec)
 
-    _RECORDER = (_LifRecorder, _PyLifRecorder)
+    # Lava's builder insists that every LavaPyType of a model has a port in
+    # the process, so there is one model per number of RefPorts.
+    models = []
+    for k in range(_MAX_REFS + 1):
+        attrs = {f"r{i}": LavaPyType(PyRefPort.VEC_DENSE, np.int32)
+                 for i in range(k)}
+        attrs["__doc__"] = f"Recorder model with {k} RefPorts."
+        cls = type(f"_PyGroupRecorder{k}", (_PyGroupRecorderBase,), attrs)
+        models.append(implements(proc=_GroupRecorder,
+                                 protocol=LoihiProtocol)(requires(CPU)(cls)))
+
+    _RECORDER = (_GroupRecorder, models)
     return _RECORDER
 
 
-def run_one(program, spikes, input_name, workdir):
-    """Run one batch element (spikes: (T, n_inputs) bool) in Lava.
+def _make_group(n):
+    """The Lava process of one LoihiLIF / LoihiSigmaDelta."""
+    if type(n).__name__ == "LoihiSigmaDelta":
+        from lava.proc.sdn.process import ActivationMode, SigmaDelta
+        mode = {"relu": ActivationMode.RELU,
+                "unit": ActivationMode.UNIT}[n.act_mode]
+        bias = (np.zeros(n.size, np.int64) if n.bias is None
+                else np.asarray(n.bias, dtype=np.int64))
+        # SigmaDelta itself multiplies vth and bias by 2**(spike+state exp)
+        return SigmaDelta(shape=(n.size,), vth=int(n.vth), bias=bias,
+                          act_mode=mode, cum_error=bool(n.cum_error),
+                          spike_exp=int(n.spike_exp),
+                          state_exp=int(n.state_exp), name=n.name)
+    from lava.proc.lif.process import LIF
+    return LIF(shape=(n.size,), du=int(n.du), dv=int(n.dv), vth=int(n.vth),
+               bias_mant=np.asarray(n.bias_mant, dtype=np.int32),
+               bias_exp=int(n.bias_exp), name=n.name)
 
-    Returns ``({lif_name: {"spikes", "u"?, "v"?}}, build_run_s, readout_s)``
-    with arrays shaped (T, size); ``stop()`` is always called.
+
+def _make_connection(s):
+    """The Lava process of one LoihiDense / LoihiConv (see module doc)."""
+    if type(s).__name__ == "LoihiConv":
+        from lava.proc.conv.process import Conv
+        c, h, w = (int(v) for v in s.in_shape)
+        return Conv(weight=s.lava_weights().astype(np.int32),
+                    weight_exp=int(s.weight_exp), input_shape=(w, h, c),
+                    padding=tuple(int(v) for v in s.padding[::-1]),
+                    stride=tuple(int(v) for v in s.stride[::-1]),
+                    dilation=tuple(int(v) for v in s.dilation[::-1]),
+                    groups=int(s.groups),
+                    num_weight_bits=int(s.num_weight_bits),
+                    num_message_bits=int(s.num_message_bits), name=s.name)
+    kw = dict(weight_exp=int(s.weight_exp),
+              num_weight_bits=int(s.num_weight_bits),
+              num_message_bits=int(s.num_message_bits), name=s.name)
+    weights = np.asarray(s.weights, dtype=np.int32)
+    if s.sparse:
+        from scipy.sparse import csr_matrix
+        weights = csr_matrix(weights)
+        if s.delays is None:
+            from lava.proc.sparse.process import Sparse
+            return Sparse(weights=weights, **kw)
+        from lava.proc.sparse.process import DelaySparse
+        # Lava wants int (int64) delays; implicit zeros are delay 0
+        delays = csr_matrix(np.asarray(s.delays, dtype=np.int64))
+        return DelaySparse(weights=weights, delays=delays, **kw)
+    if s.delays is None:
+        from lava.proc.dense.process import Dense
+        return Dense(weights=weights, **kw)
+    from lava.proc.dense.process import DelayDense
+    return DelayDense(weights=weights,
+                      delays=np.asarray(s.delays, dtype=np.int64), **kw)
+
+
+def run_one(program, spikes, input_name, workdir):
+    """Run one batch element in Lava.
+
+    ``spikes``: (T, n_inputs) bool (binary input) or int (graded input).
+    Returns ``({group: {"spikes", state vars...}}, build_run_s,
+    readout_s)`` with arrays shaped (T, size); ``stop()`` is always called.
     """
     from lava.magma.core.run_conditions import RunSteps
     from lava.magma.core.run_configs import Loihi2SimCfg
-    from lava.proc.dense.process import Dense
     from lava.proc.io.source import RingBuffer as SpikeSource
-    from lava.proc.lif.process import LIF
 
-    recorder_cls, recorder_model = _recorder_classes()
+    recorder_cls, recorder_models = _recorder_classes()
     n_steps = spikes.shape[0]
     results = {}
     t_run = t_read = 0.0
     for comp in _components(program, input_name):
         comp_set = set(comp)
         t0 = time.perf_counter()
-        lifs, paths, recorders = {}, {}, {}
+        procs, paths, recorders = {}, {}, {}
         for n in program.neurons:
             if n.name not in comp_set:
                 continue
-            lif = LIF(shape=(n.size,), du=int(n.du), dv=int(n.dv),
-                      vth=int(n.vth),
-                      bias_mant=np.asarray(n.bias_mant, dtype=np.int32),
-                      bias_exp=int(n.bias_exp), name=n.name)
+            proc = _make_group(n)
+            names = tuple(n.STATE_VARS) if n.probe else ()
             paths[n.name] = os.path.join(workdir, f"rec_{len(paths)}.npz")
             rec = recorder_cls(shape=(n.size,), num_steps=n_steps,
-                               path=paths[n.name], with_uv=bool(n.probe))
-            recorders[rec] = recorder_model  # keyed by instance
-            lif.s_out.connect(rec.s_in)
-            if n.probe:
-                rec.u_ref.connect_var(lif.u)
-                rec.v_ref.connect_var(lif.v)
-            lifs[n.name] = lif
+                               path=paths[n.name], var_names=names,
+                               graded=bool(n.GRADED_OUTPUT))
+            recorders[rec] = recorder_models[len(names)]  # per instance
+            proc.s_out.connect(rec.s_in)
+            for i, var in enumerate(names):
+                getattr(rec, f"r{i}").connect_var(getattr(proc, var))
+            procs[n.name] = proc
         source = None
         for s in program.synapses:
             if s.dst not in comp_set:
                 continue
-            dense = Dense(weights=np.asarray(s.weights, dtype=np.int32),
-                          weight_exp=int(s.weight_exp),
-                          num_weight_bits=int(s.num_weight_bits),
-                          name=s.name)
+            conn = _make_connection(s)
             if s.src == input_name:
                 if source is None:
                     data = np.ascontiguousarray(spikes.T.astype(np.int32))
                     source = SpikeSource(data=data)
-                source.s_out.connect(dense.s_in)
+                src_port = source.s_out
             else:
-                lifs[s.src].s_out.connect(dense.s_in)
-            dense.a_out.connect(lifs[s.dst].a_in)
-        root = lifs[comp[0]]
+                src_port = procs[s.src].s_out
+            dst_port = procs[s.dst].a_in
+            if type(s).__name__ == "LoihiConv":
+                # (C*H*W,) C order <-> Lava's (W, H, C): virtual ports
+                src_port = src_port.reshape(tuple(s.in_shape)).transpose(
+                    [2, 1, 0])
+                conn_out = conn.a_out.transpose([2, 1, 0]).reshape(
+                    (s.out_size(),))
+            else:
+                conn_out = conn.a_out
+            src_port.connect(conn.s_in)
+            conn_out.connect(dst_port)
+        root = procs[comp[0]]
         cfg = Loihi2SimCfg(select_tag="fixed_pt",
                            exception_proc_model_map=recorders)
         try:
@@ -253,18 +339,21 @@ def run_file_triple(lp, program_dir, input_path, output_path):
     if x.ndim != 3 or x.shape[2] != program.n_inputs:
         raise ValueError(f"{input_path}: shape {x.shape} does not fit "
                          f"n_inputs={program.n_inputs}")
-    x = x != 0
+    if int(program.input_message_bits) > 0:
+        x = program.check_input(x).astype(np.int64)
+    else:
+        x = x != 0
     n_steps, batch = x.shape[0], x.shape[1]
     arrays = {"names": np.array([n.name for n in program.neurons]),
               "n_steps": np.int64(n_steps),
               "wall_build_run_s": np.zeros(batch),
               "wall_readout_s": np.zeros(batch)}
     for i, n in enumerate(program.neurons):
-        keys = ("spikes", "u", "v") if n.probe else ("spikes",)
+        keys = ("spikes",) + (tuple(n.STATE_VARS) if n.probe else ())
         for key in keys:
+            binary = key == "spikes" and not n.GRADED_OUTPUT
             arrays[f"n{i}_{key}"] = np.zeros(
-                (n_steps, batch, n.size),
-                np.uint8 if key == "spikes" else np.int64)
+                (n_steps, batch, n.size), np.uint8 if binary else np.int64)
     out_dir = os.path.dirname(os.path.abspath(output_path))
     with tempfile.TemporaryDirectory(prefix=".lava-rec-",
                                      dir=out_dir) as workdir:

@@ -11,9 +11,13 @@ per-neuron scale from float membrane units to the integer ``v``:
   ``W_int * 2**weight_exp * 64 = S_i * gain_i * W_ij``, with ``W_int`` 8-bit. A mixed-sign matrix
   can only hold even values in [-256, 254] (Lava drops the lowest bit), a single-sign one
   0..255 in magnitude.
-* Bias (Affine bias and ``v_leak``) becomes ``bias_mant << bias_exp`` added to ``v`` each step.
-  For CubaLIF an Affine bias passes through the synaptic current in float; on the chip it is added
-  to ``v`` at its steady-state value (the transient of ``tau_syn`` is lost): reported per layer.
+* An Affine bias is a constant input. It reaches the chip through the *bias clock*: a chain of
+  helper neurons ``_clock`` whose neuron ``j`` spikes at every step from step ``j`` on; a group
+  ``k`` hops from the input takes its bias as an extra synapse column from clock neuron ``k-1``, so
+  the bias starts exactly when the group's first input arrives and flows through ``u`` (and the
+  synaptic decay of CubaLIF) like any input. A recurrent Affine's bias, which in the graph arrives
+  from step 1 on, comes from clock neuron ``k``. ``v_leak`` becomes ``bias_mant << bias_exp``
+  added to ``v`` each step.
 * ``vth`` is chosen as large as the 24-bit state allows given the calibration statistics (observed
   maxima times ``margin``, or worst-case bounds without data), which maximises the resolution of
   ``v``; each Dense then gets the smallest weight exponent at which its largest weight fits.
@@ -33,7 +37,10 @@ from ...errors import UnsupportedError
 from .. import nodes as N
 from ..graph import Graph
 from ..passes.base import Pass, PassContext
+from ..latency import latencies
 from .calibration import neuron_drive_stats
+
+CLOCK = "_clock"
 
 V_MAX = (1 << 23) - 1
 VTH_MAX = (1 << 17) - 1
@@ -183,6 +190,9 @@ class QuantizeLoihi2(Pass):
         shapes = graph.infer_shapes()
         (inp,) = graph.inputs
         lifs, dense, layers, rep = [], [], {}, {}
+        lat = latencies(graph)
+        back = graph.recurrent_edges()
+        n_clock = 0
         for name, node in graph.nodes.items():
             if not isinstance(node, SUPPORTED):
                 continue
@@ -213,6 +223,7 @@ class QuantizeLoihi2(Pass):
             scale = 64.0 * vth / thr
             incoming = [p for p in graph.predecessors(name)]
             bias_f = np.zeros(size)
+            clock_cols: dict[int, np.ndarray] = {}
             for p in incoming:
                 syn = graph.nodes[p]
                 R = (gain[:, None] * syn.weight) / thr[:, None]
@@ -223,9 +234,19 @@ class QuantizeLoihi2(Pass):
                 src_name = "input" if src[0] == inp else src[0]
                 dense.append(LoihiDense(name=p, src=src_name, dst=name, weights=w, weight_exp=e))
                 rep[p] = wrep
-                if isinstance(syn, N.Affine):  # a constant input, added to v at its steady state
-                    steady = gain / (1 - alpha_q) if isinstance(node, (N.CubaLIF, N.CubaLI)) else gain
-                    bias_f = bias_f + steady * np.broadcast_to(syn.bias, (size,))
+                if isinstance(syn, N.Affine) and np.any(syn.bias):
+                    # from clock neuron lat-1 (feed-forward) or lat (recurrent: arrives from step 1)
+                    k = lat[name] - 1 + (1 if (p, name) in back else 0)
+                    col = gain * np.broadcast_to(syn.bias, (size,)) / thr
+                    clock_cols[k] = clock_cols.get(k, 0) + col
+            if clock_cols:
+                n_clock = max(n_clock, max(clock_cols) + 1)
+                cols = np.zeros((size, max(clock_cols) + 1))
+                for k, col in clock_cols.items():
+                    cols[:, k] = col
+                w, e, wrep = quantize_weights(cols, vth)
+                dense.append(LoihiDense(name=f"{name}.bias", src=CLOCK, dst=name, weights=w, weight_exp=e))
+                rep[f"{name}.bias"] = wrep
             if hasattr(node, "v_leak"):
                 bias_f = bias_f + (1 - beta_q) * np.broadcast_to(node.v_leak, (size,))
             bias_int = bias_f * scale
@@ -241,10 +262,14 @@ class QuantizeLoihi2(Pass):
             if isinstance(node, (N.CubaLIF, N.CubaLI)):
                 lrep["alpha"] = _float_decay(node, graph, "tau_syn")
                 lrep["alpha_q"] = alpha_q
-                if any(isinstance(graph.nodes[p], N.Affine) and np.any(graph.nodes[p].bias) for p in incoming):
-                    lrep["note"] = "bias applied to v at its steady-state value (synaptic transient lost)"
             rep[name] = lrep
             layers[name] = LayerQuant(name=name, scale=scale, vth=vth, du=du, dv=dv, report=lrep)
+        if n_clock:
+            lifs.append(bias_clock(n_clock))
+            dense.append(clock_chain(n_clock))
+            for d in dense:  # the clock matrices were sized by group; pad them to the chain
+                if d.src == CLOCK and d.weights.shape[1] < n_clock:
+                    d.weights = np.pad(d.weights, ((0, 0), (0, n_clock - d.weights.shape[1])))
         program = LoihiProgram(n_inputs=shapes[inp][0], neurons=lifs, synapses=dense)
         try:
             program.validate()
@@ -253,6 +278,25 @@ class QuantizeLoihi2(Pass):
         ctx.products["loihi2"] = (program, layers)
         ctx.report["quantization"] = rep
         return graph
+
+
+def bias_clock(n: int):
+    """Helper neurons: neuron 0 fires at every step (its bias 128 beats vth<<6 = 64 and v decays
+    to 0 at once), neuron j fires at every step from step j on (driven by neuron j-1)."""
+    from ...emulator.loihi_program import LoihiLIF
+
+    mant = np.zeros(n, dtype=np.int64)
+    mant[0] = 2
+    return LoihiLIF(name=CLOCK, size=n, du=4095, dv=4095, vth=1, bias_mant=mant, bias_exp=6, probe=False)
+
+
+def clock_chain(n: int):
+    """Dense _clock -> _clock: neuron j-1 drives neuron j with 2 << 6 = 128 (> vth<<6 = 64)."""
+    from ...emulator.loihi_program import LoihiDense
+
+    w = np.zeros((n, n), dtype=np.int64)
+    w[np.arange(1, n), np.arange(n - 1)] = 2
+    return LoihiDense(name=f"{CLOCK}.chain", src=CLOCK, dst=CLOCK, weights=w, weight_exp=6)
 
 
 def _float_decay(node, graph, field) -> float | None:

@@ -1,0 +1,18 @@
+"""Pipeline latency of a dense-form graph on chips where every synapse hop takes one step."""
+from __future__ import annotations
+
+from . import nodes as N
+from .graph import Graph
+
+
+def latencies(graph: Graph) -> dict[str, int]:
+    """Synapse hops from the input to every node along feed-forward edges (the shortest path):
+    a neuron group ``k`` hops from the input answers ``k`` steps after the float graph does."""
+    back = graph.recurrent_edges()
+    depth = {n: 0 for n in graph.inputs}
+    for n in graph.order():
+        for s, d in graph.edges:
+            if d == n and (s, d) not in back and s in depth:
+                hop = 1 if isinstance(graph.nodes[n], N.Linear) else 0
+                depth[n] = min(depth.get(n, 1 << 30), depth[s] + hop)
+    return depth
