@@ -14,11 +14,17 @@ def run_metrics(artifact: Artifact, tr: Trace, chip: str | None, x_flat: np.ndar
 
     graph = artifact.graph
     fan_out: dict[str, np.ndarray] = {}
-    for name, node in graph.nodes.items():  # dense form: every synapse matrix is a Linear/Affine
-        if isinstance(node, N.Linear):
-            (src,) = graph.predecessors(name)
-            key = "input" if src in graph.inputs else src
-            fan_out[key] = fan_out.get(key, 0) + np.count_nonzero(node.weight, axis=0)
+    program = artifact.payload.get("program") if isinstance(artifact.payload, dict) else None
+    if program is not None:  # the synapses the chip really holds (quantized zeros dropped)
+        for d in program.synapses:
+            if d.src in graph.nodes or d.src == "input":  # not the bias clock's helper synapses
+                fan_out[d.src] = fan_out.get(d.src, 0) + np.count_nonzero(d.weights, axis=0)
+    else:  # dense form: every synapse matrix is a Linear/Affine
+        for name, node in graph.nodes.items():
+            if isinstance(node, N.Linear):
+                (src,) = graph.predecessors(name)
+                key = "input" if src in graph.inputs else src
+                fan_out[key] = fan_out.get(key, 0) + np.count_nonzero(node.weight, axis=0)
     layers, synops, updates = {}, 0.0, 0.0
     for n in neuron_groups(artifact):
         s = tr.aligned[n]["spikes"]
