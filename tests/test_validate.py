@@ -49,7 +49,7 @@ def test_one_bit_difference_is_located(faulty_target, braille_input):
     assert (m["step"], m["node"], m["neuron"], m["variable"], m["batch"]) == (37, "lif1.lif", 5, "v", 0)
     assert m["emulator"]["v"] ^ m["faulty"]["v"] == 1
     # the inputs of that neuron at that step are shown, per synapse matrix
-    assert {i["synapses"] for i in m["inputs"]} == {"fc1", "lif1.w_rec", "lif1.lif.bias"}
+    assert {i["synapses"] for i in m["inputs"]} == {"fc1", "lif1.w_rec", "lif1.lif.bias", "lif1.lif.bias_fine"}
 
 
 def test_cli_exit_code_and_message(faulty_target, braille_input, tmp_path):

@@ -94,6 +94,19 @@ def markdown(r: dict) -> str:
             L.append("")
             if d["warnings"]:
                 L += ["Warnings:", ""] + [f"- {w}" for w in d["warnings"]] + [""]
+    if r.get("resources"):
+        L += ["## Resources", ""]
+        for chip, res in r["resources"].items():
+            if not res:
+                continue
+            if chip == "loihi2":
+                L.append(f"- Loihi 2: {res['cores']} core(s) on {res['chips']} chip(s), {res['neurons']} neurons, "
+                         f"{res['synapses']} synapses; {res.get('inter_core_routes', 0)} of "
+                         f"{res.get('spike_routes', 0)} spike routes cross cores")
+            elif chip == "spinnaker":
+                L.append(f"- SpiNNaker: {res.get('total_cores')} core(s), at least {res.get('chips')} chip(s), "
+                         f"SDRAM {res.get('total_sdram_bytes', 0) / 1e6:.2f} MB (estimate)")
+        L.append("")
     if r.get("plots"):
         L += ["## Plots", ""] + [f"![{p}]({p})" for p in r["plots"]] + [""]
     return "\n".join(L) + "\n"
@@ -123,6 +136,8 @@ def _plots(d: Path, report: dict, traces: dict, artifact) -> list[str]:
             tt, nn = np.nonzero(s)
             ax = axes[i, j]
             ax.scatter(tt, nn, s=1.5, marker="|", color="k")
+            ax.set_ylim(-1, s.shape[-1])
+            ax.set_xlim(-1, s.shape[0])
             ax.set_ylabel(g if j == 0 else "")
             if i == 0:
                 ax.set_title(t)

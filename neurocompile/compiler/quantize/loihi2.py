@@ -244,9 +244,21 @@ class QuantizeLoihi2(Pass):
                 cols = np.zeros((size, max(clock_cols) + 1))
                 for k, col in clock_cols.items():
                     cols[:, k] = col
-                w, e, wrep = quantize_weights(cols, vth)
-                dense.append(LoihiDense(name=f"{name}.bias", src=CLOCK, dst=name, weights=w, weight_exp=e))
-                rep[f"{name}.bias"] = wrep
+                # two matrices from the clock: the bias, then what its 8-bit rounding left over at
+                # a finer exponent, so biases get ~16-bit precision for one extra synapse per neuron
+                w, e, _ = quantize_weights(cols, vth)
+                coarse = LoihiDense(name=f"{name}.bias", src=CLOCK, dst=name, weights=w, weight_exp=e)
+                rest = cols - coarse.effective_weights() * 2.0 ** e / vth
+                dense.append(coarse)
+                if np.any(np.abs(rest) * vth >= 2.0 ** (W_EXP_MIN - 1)):
+                    w2, e2, _ = quantize_weights(rest, vth)
+                    dense.append(LoihiDense(name=f"{name}.bias_fine", src=CLOCK, dst=name, weights=w2, weight_exp=e2))
+                got = sum(d.effective_weights() * 2.0 ** d.weight_exp for d in dense
+                          if d.dst == name and d.src == CLOCK)
+                err = got - cols * vth
+                rep[f"{name}.bias"] = {"rel_rms_error": float(np.sqrt(np.mean(err ** 2)) /
+                                                           (np.sqrt(np.mean((cols * vth) ** 2)) or 1.0)),
+                                       "max_abs_error_thr": float(np.abs(err).max() / vth), "clipped": 0}
             if hasattr(node, "v_leak"):
                 bias_f = bias_f + (1 - beta_q) * np.broadcast_to(node.v_leak, (size,))
             bias_int = bias_f * scale
