@@ -42,3 +42,22 @@ def test_converted_accuracy_on_loihi2_emulator(name, digits_test, tmp_path):
     art = load_artifact(tmp_path / "art")
     acc = float((predict(art.graph, api.run(art, x).output) == yt).mean())
     assert acc >= ann - 0.015, (acc, ann)
+
+
+def test_converted_mlp_on_spinnaker_emulator(digits_test, tmp_path):
+    """sPyNNaker has no non-spiking readout: the CLI converts with a spike-count readout, which
+    costs some accuracy (logits that stay negative never fire); measured 96.4% vs the ANN's 98.0%."""
+    Xt, yt = digits_test
+    np.save(tmp_path / "s.npy", Xt)
+    r = CliRunner().invoke(cli, ["compile", str(ONNX / "digits_mlp.onnx"), "-t", "spinnaker", "--calibration",
+                                 str(ONNX / "digits_calib.npy"), "-o", str(tmp_path / "art")], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    r = CliRunner().invoke(cli, ["encode", str(tmp_path / "art"), "--samples", str(tmp_path / "s.npy"),
+                                 "--steps", "64", "-o", str(tmp_path / "x.npy")], catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    from neurocompile.artifact import load_artifact
+
+    art = load_artifact(tmp_path / "art")
+    x = np.load(tmp_path / "x.npy", allow_pickle=False)
+    acc = float((predict(art.graph, api.run(art, x).output) == yt).mean())
+    assert acc >= 0.955, acc

@@ -82,10 +82,13 @@ def compile(model, target, output, dump_ir, calibration, chips, dt, reset, discr
     if str(model).endswith(".onnx"):
         if calib is not None:
             opts["calibration"] = calib
-        if target in ("loihi2", "emulator", "lava", "loihi2-hw"):
-            opts.setdefault("reset", "zero")          # Lava's LIF resets to zero
-            opts["input_encoding"] = "spikes"         # Loihi inputs are spikes
-            click.echo("ONNX for Loihi 2: IF neurons reset to zero and spike-coded input", err=True)
+        if target in ("loihi2", "emulator", "lava", "loihi2-hw", "spinnaker"):
+            opts.setdefault("reset", "zero")          # Lava's LIF and sPyNNaker's IF_curr_* reset to a value
+            opts["input_encoding"] = "spikes"         # chip inputs are spikes
+            if target == "spinnaker":                 # sPyNNaker has no non-spiking readout neuron
+                opts["readout"] = "spikes"
+            click.echo(f"ONNX for {target}: IF neurons reset to zero, spike-coded input"
+                       + (", spike-count readout" if target == "spinnaker" else ""), err=True)
     graph = load_model(model, **opts)
     art = do_compile(graph, target=target, log=lambda m: click.echo(m, err=True), dump_ir=dump_ir,
                      dt=dt, discretization=discretization, calibration=calib, chips=chips)

@@ -21,7 +21,7 @@ ZOO = {"digits": "neurocompile.models.zoo.digits"}
 
 def load_model(source: Any, *, dt: float | None = None, reset: str | None = None,
                discretization: str | None = None, input_shape=None, weights: str | None = None,
-               calibration=None, input_encoding: str | None = None) -> Graph:
+               calibration=None, input_encoding: str | None = None, readout: str | None = None) -> Graph:
     if isinstance(source, Graph):
         return source
     if not isinstance(source, (str, Path)):
@@ -41,8 +41,8 @@ def load_model(source: Any, *, dt: float | None = None, reset: str | None = None
     if path.suffix == ".onnx":
         from .onnx_import import from_onnx  # provided by the ONNX frontend
 
-        kw = {k: v for k, v in dict(calibration=calibration, reset=reset, input_encoding=input_encoding).items()
-              if v is not None}
+        kw = {k: v for k, v in dict(calibration=calibration, reset=reset, input_encoding=input_encoding,
+                                    readout=readout).items() if v is not None}
         return from_onnx(path, **kw)
     if path.is_dir():
         if (path / "manifest.json").is_file():
