@@ -11,6 +11,11 @@ Time alignment: every Dense hop on Loihi adds one step, so a group ``k`` hops fr
 answers ``k`` steps later than in the float graph. Runs last ``T + latency`` steps (input padded
 with zeros) and outputs and probes are shifted back, so ``output[t]`` lines up with the float
 reference's step ``t``. The latency of every group is in the artifact's report.
+
+Inputs: spiking programs take 0/1 spikes. Sigma-delta programs take the float input; the host
+quantizes it and delta-encodes it into graded messages (``payload["io"]``, see
+:mod:`neurocompile.compiler.quantize.loihi2_sdn`), and their outputs are the messages divided
+by each group's message unit (summed over time they decode the value).
 """
 from __future__ import annotations
 
@@ -26,6 +31,7 @@ from ..compiler.partition.loihi2 import PartitionLoihi2
 from ..compiler.passes import NORMALIZE, PassContext
 from ..compiler.passes.dense_form import DenseForm
 from ..compiler.quantize.loihi2 import QuantizeLoihi2
+from ..compiler.quantize.loihi2_conv import conv_fits
 from ..emulator.reference import RunResult
 from ..emulator.reference.executor import normalize_input, split_probe
 from ..errors import NeuroCompileError
@@ -41,7 +47,7 @@ class Loihi2Backend(Backend):
     description = "Intel Loihi 2: quantized to its fixed-point formats, runs on the bit-accurate emulator (or --on lava)"
 
     def pipeline(self, options):
-        return [*NORMALIZE, DenseForm(), QuantizeLoihi2(), PartitionLoihi2()]
+        return [*NORMALIZE, DenseForm(keep_conv=True, conv_fits=conv_fits), QuantizeLoihi2(), PartitionLoihi2()]
 
     def lower(self, graph: Graph, ctx: PassContext):
         program, layers = ctx.products["loihi2"]
@@ -54,14 +60,17 @@ class Loihi2Backend(Backend):
             f"of {res['chips']} chip(s) (limits: {res['limits']['neurons_per_core']} neurons and "
             f"{res['limits']['synapses_per_core']} synapses a core, {res['limits']['cores_per_chip']} cores a chip)"
         ] + [f"  {name:<14} vth={q['vth']:<6} du={q['du']:<5} dv={q['dv']:<5} latency={lat[name]}"
-             for name, q in ctx.report["quantization"].items() if "vth" in q]
-        return {"program": program, "scales": scales}
+             for name, q in ctx.report["quantization"].items() if "du" in q] \
+          + [f"  {name:<14} sigma-delta vth={q['vth']:<6} state_exp={q['state_exp']} latency={lat[name]}"
+             for name, q in ctx.report["quantization"].items() if q.get("kind") == "sigma_delta"]
+        return {"program": program, "scales": scales, "io": ctx.products.get("loihi2_io", {"encoding": "spikes"})}
 
     def save_payload(self, payload, directory: Path) -> None:
         payload["program"].save(directory / PAYLOAD_DIR / "program")
         from ..utils.atomic import write_npz
 
         write_npz(directory / PAYLOAD_DIR / "scales.npz", payload["scales"])
+        write_json(directory / PAYLOAD_DIR / "io.json", payload.get("io", {"encoding": "spikes"}))
 
     def load_payload(self, directory: Path):
         from ..emulator.loihi_program import LoihiProgram
@@ -70,7 +79,8 @@ class Loihi2Backend(Backend):
         path = directory / PAYLOAD_DIR
         if not path.is_dir():
             raise NeuroCompileError("artifact has no loihi2/ payload", file=str(directory))
-        return {"program": LoihiProgram.load(path / "program"), "scales": load_npz(path / "scales.npz")}
+        io = json.loads((path / "io.json").read_text()) if (path / "io.json").is_file() else {"encoding": "spikes"}
+        return {"program": LoihiProgram.load(path / "program"), "scales": load_npz(path / "scales.npz"), "io": io}
 
     # -- running ------------------------------------------------------------------------------
     def execute(self, program, spikes: np.ndarray) -> dict:
@@ -83,17 +93,24 @@ class Loihi2Backend(Backend):
         return loihi_fast.run_best(program, spikes)
 
     def spikes_in(self, artifact, x) -> np.ndarray:
-        """The input as (T, B, n_in) 0/1, accepting the model's original input shape."""
+        """The program's input, (T, B, n_in), accepting the model's original input shape: 0/1
+        spikes, or for sigma-delta programs the graded messages the host sends (int64)."""
         graph = artifact.graph
         shapes = graph.infer_shapes()
         (inp,) = graph.inputs
         in_shape = tuple(graph.metadata.get("shapes", {}).get(inp, shapes[inp]))
         x = np.asarray(x)
         if x.shape[1:] == in_shape:
-            x = x.reshape(x.shape[:1] + (-1,))
+            x = x.reshape(x.shape[:1] + shapes[inp])
         elif x.shape[2:] == in_shape:
-            x = x.reshape(x.shape[:2] + (-1,))
+            x = x.reshape(x.shape[:2] + shapes[inp])
         xs = normalize_input(graph, {inp: x}, shapes)[inp]
+        xs = xs.reshape(xs.shape[:2] + (-1,))
+        io = (artifact.payload or {}).get("io", {"encoding": "spikes"})
+        if io["encoding"] != "spikes":
+            from ..compiler.quantize.loihi2_sdn import encode_input
+
+            return encode_input(io, xs)
         if not np.all((xs == 0) | (xs == 1)):
             raise NeuroCompileError("Loihi 2 inputs are spikes: the input must hold only 0 and 1", node=inp)
         return xs
@@ -103,7 +120,9 @@ class Loihi2Backend(Backend):
         (``{group: {"spikes", "u", "v"}}``, T)."""
         xs = self.spikes_in(artifact, x)
         L = max(latencies(artifact.graph).values())
-        padded = np.concatenate([xs, np.zeros((L,) + xs.shape[1:])]).astype(bool)
+        padded = np.concatenate([xs, np.zeros((L,) + xs.shape[1:], dtype=xs.dtype)])
+        if artifact.payload["program"].input_message_bits == 0:
+            padded = padded.astype(bool)
         return self.execute(artifact.payload["program"], padded), xs.shape[0]
 
     def run(self, artifact, x, *, probes=(), record_spikes=True, progress=None):
@@ -119,29 +138,50 @@ def aligned_result(artifact, raw: dict, T: int, probes=(), record_spikes=True) -
     shapes = graph.infer_shapes()
     orig = {n: tuple(s) for n, s in graph.metadata.get("shapes", {}).items()}
     scales = artifact.payload["scales"]
+    program = artifact.payload["program"]
+    sdn = {n.name: n for n in program.neurons if type(n).__name__ == "LoihiSigmaDelta"}
     lat = latencies(graph)
 
     def aligned(name, key):
+        """Float time base and units, in the group's shape in the graph (as the float run gives)."""
         arr = raw[name][key][lat[name]:lat[name] + T]
-        if key == "spikes":
-            return arr.astype(np.float64)
-        return arr / scales[name] if key == "v" else arr.astype(np.float64)
+        if name in sdn:  # graded messages in message units, states in state units
+            unit = scales[name] * (1.0 if key == "spikes" else 2.0 ** sdn[name].state_exp)
+            if key == "spikes" and lat[name] > 0:
+                # messages sent before the input arrives (a group's bias acts from chip step 0) are
+                # part of the float graph's first message: their sum is what the float step 0 sends
+                arr = arr.astype(np.int64)
+                arr[0] += raw[name][key][:lat[name]].sum(axis=0)
+            out = arr / unit
+        elif key == "spikes":
+            out = arr.astype(np.float64)
+        else:
+            out = arr / scales[name] if key == "v" else arr.astype(np.float64)
+        return out.reshape(out.shape[:2] + shapes[name]) if name in shapes else out
 
     B = next(v["spikes"].shape[1] for v in raw.values() if isinstance(v, dict))
     raw = {k: v for k, v in raw.items() if k in lat or not isinstance(v, dict)}
     outputs = {}
     for o in graph.outputs:
         (src,) = graph.predecessors(o)
-        val = aligned(src, "spikes" if graph.nodes[src].spiking else "v")
+        while isinstance(graph.nodes[src], N.Flatten):  # a shaped group (kept conv) read flat
+            (src,) = graph.predecessors(src)
+        node = graph.nodes[src]
+        val = aligned(src, "spikes" if (node.spiking or node.graded) else "v")
         outputs[o] = val.reshape((T, B) + orig.get(o, shapes[o]))
     recorded = {}
     for p in probes:
         n, var = split_probe(p, raw)
         if n not in raw or not isinstance(raw[n], dict):
             raise NeuroCompileError("probe: no neuron group of this name on Loihi", node=n)
-        key = {"out": "spikes", "v": "v", "u": "u"}.get(var)
+        if n in sdn:
+            key = {"out": "spikes", "sigma": "sigma", "act": "act", "res": "residue", "residue": "residue",
+                   "e": "error", "error": "error"}.get(var)
+        else:
+            key = {"out": "spikes", "v": "v", "u": "u"}.get(var)
         if key is None:
-            raise NeuroCompileError(f"probe: Loihi groups have out, v and u, not '{var}'", node=n)
+            have = "out, sigma, act, res and error" if n in sdn else "out, v and u"
+            raise NeuroCompileError(f"probe: this Loihi group has {have}, not '{var}'", node=n)
         recorded[p] = aligned(n, key)
         recorded[p + ":raw"] = raw[n][key][lat[n]:lat[n] + T]
     if record_spikes:

@@ -16,6 +16,11 @@ packed next-fit onto the last open core while both budgets hold. The report coun
 neurons and synapses against the limits, and the spike routes between cores: every source neuron
 sends one message per destination core it reaches (Loihi multicasts within a core). A network that
 needs more than ``max_chips`` chips gets an error naming the group that overflowed.
+
+Convolutions (``LoihiConv``) share one kernel over all positions: a core holding part of a
+conv-fed group stores the kernel's nonzero weights once (counted in ``synapses``), while every
+(source, destination) pair the kernel connects is a *connection* (``connections`` counts those,
+plus one per dense synapse). Spike routes follow the connections.
 """
 from __future__ import annotations
 
@@ -28,6 +33,7 @@ import numpy as np
 from ...errors import NeuroCompileError
 from ..graph import Graph
 from ..passes.base import Pass, PassContext
+from ..quantize.loihi2_conv import conv_pairs
 
 CORES_PER_CHIP = 128
 NEURONS_PER_CORE = 8192
@@ -43,16 +49,31 @@ class PartitionLoihi2(Pass):
     max_chips: int = 1
 
     def run(self, graph: Graph, ctx: PassContext) -> Graph:
+        from ...emulator.loihi_program import LoihiConv
+
         program, _ = ctx.products["loihi2"]
         max_chips = int(ctx.options.get("chips") or self.max_chips)
-        fan_in = {n.name: np.zeros(n.size, dtype=np.int64) for n in program.neurons}
+        fan_in = {n.name: np.zeros(n.size, dtype=np.int64) for n in program.neurons}   # stored dense words
+        conn_in = {n.name: np.zeros(n.size, dtype=np.int64) for n in program.neurons}  # connections
+        kernel_words = {n.name: 0 for n in program.neurons}  # conv kernels, stored once per core
+        pairs = {}
         for d in program.synapses:
-            fan_in[d.dst] += np.count_nonzero(d.weights, axis=1)
+            if isinstance(d, LoihiConv):
+                src, dst, _ = conv_pairs(d.weights, d.in_shape, d.stride, d.padding, d.dilation, d.groups)
+                pairs[d.name] = (src, dst)
+                conn_in[d.dst] += np.bincount(dst, minlength=conn_in[d.dst].size)
+                kernel_words[d.dst] += int(np.count_nonzero(d.weights))
+            else:
+                nz = np.count_nonzero(d.weights, axis=1)
+                fan_in[d.dst] += nz
+                conn_in[d.dst] += nz
         cores: list[dict] = []
         place: dict[str, np.ndarray] = {}  # group -> core of each neuron
         for n in program.neurons:
-            syn = int(fan_in[n.name].sum())
-            k = max(1, math.ceil(n.size / NEURONS_PER_CORE), math.ceil(syn / SYNAPSES_PER_CORE))
+            kw = kernel_words[n.name]
+            syn = int(fan_in[n.name].sum()) + kw
+            k = max(1, math.ceil(n.size / NEURONS_PER_CORE),
+                    math.ceil((syn - kw) / max(1, SYNAPSES_PER_CORE - kw)))
             last = cores[-1] if cores else None
             if k == 1 and last is not None and last["n_neurons"] + n.size <= NEURONS_PER_CORE \
                     and last["synapses"] + syn <= SYNAPSES_PER_CORE and not last.get("full"):
@@ -65,7 +86,7 @@ class PartitionLoihi2(Pass):
             place[n.name] = np.zeros(n.size, dtype=np.int64)
             for j in range(k):
                 lo, hi = int(bounds[j]), int(bounds[j + 1])
-                core_syn = int(fan_in[n.name][lo:hi].sum())
+                core_syn = int(fan_in[n.name][lo:hi].sum()) + kw
                 if core_syn > SYNAPSES_PER_CORE:
                     raise NeuroCompileError(
                         f"{hi - lo} neurons have more fan-in than a core holds ({core_syn} > "
@@ -85,6 +106,13 @@ class PartitionLoihi2(Pass):
             if d.src not in place:
                 continue
             dst_core = place[d.dst]
+            if d.name in pairs:  # conv: one route per (source neuron, destination core)
+                src, dst = pairs[d.name]
+                uniq = np.unique(src.astype(np.int64) * (next_core + 1) + dst_core[dst])
+                s_idx, c_idx = np.divmod(uniq, next_core + 1)
+                routes += uniq.size
+                inter_core += int(np.sum(place[d.src][s_idx] != c_idx))
+                continue
             for j in range(d.weights.shape[1]):
                 targets = np.unique(dst_core[np.nonzero(d.weights[:, j])[0]])
                 routes += len(targets)
@@ -93,10 +121,12 @@ class PartitionLoihi2(Pass):
             c.pop("full", None)
         n_chips = max(1, math.ceil(next_core / CORES_PER_CHIP))
         total_neurons = sum(n.size for n in program.neurons)
-        total_syn = int(sum(v.sum() for v in fan_in.values()))
+        total_syn = sum(int(c["synapses"]) for c in cores)
+        total_conn = int(sum(v.sum() for v in conn_in.values()))
         ctx.products["loihi2_cores"] = cores
         ctx.report["resources"] = {
             "cores": next_core, "chips": n_chips, "neurons": total_neurons, "synapses": total_syn,
+            "connections": total_conn,
             "limits": {"cores_per_chip": CORES_PER_CHIP, "neurons_per_core": NEURONS_PER_CORE,
                        "synapses_per_core": SYNAPSES_PER_CORE, "max_chips": max_chips},
             "spike_routes": routes, "inter_core_routes": inter_core,

@@ -21,6 +21,15 @@ per-neuron scale from float membrane units to the integer ``v``:
 * ``vth`` is chosen as large as the 24-bit state allows given the calibration statistics (observed
   maxima times ``margin``, or worst-case bounds without data), which maximises the resolution of
   ``v``; each Dense then gets the smallest weight exponent at which its largest weight fits.
+* A convolution that dense form kept becomes a ``LoihiConv``. Lava's Conv has no weight
+  exponent, so a group fed by convs takes ``vth = floor(254 / max|R|)`` (255 for a single-sign
+  kernel; R = the kernel in thresholds per spike), capped by the headroom above: its largest
+  kernel weight sits at the 8-bit limit with exponent 0 (see :mod:`.loihi2_conv`). Its other
+  synapses keep their exponents.
+* Delay nodes next to a synapse matrix become ``LoihiDense.delays`` (see
+  :mod:`.loihi2_connections`); a delay after an Affine delays its bias too: that bias column
+  comes from a clock neuron ``d`` places further down the chain.
+* Graphs of sigma-delta neurons are lowered by :mod:`.loihi2_sdn`.
 
 Not expressible with Lava's LIF (an error names the node): reset by subtraction, ``v_reset != 0``,
 refractory periods, per-neuron time constants within one group.
@@ -38,7 +47,9 @@ from .. import nodes as N
 from ..graph import Graph
 from ..passes.base import Pass, PassContext
 from ..latency import latencies
-from .calibration import neuron_drive_stats
+from .loihi2_connections import Connection, check_delays, incoming, look_through
+from .loihi2_conv import conv_vth, quantize_conv
+from .loihi2_stats import group_stats
 
 CLOCK = "_clock"
 
@@ -92,7 +103,7 @@ def decays(node: N.Node, graph: Graph, name: str) -> tuple[int, int, float, floa
 
 def check_supported(graph: Graph) -> None:
     for name, node in graph.nodes.items():
-        if isinstance(node, (N.Input, N.Output, N.Linear)):
+        if isinstance(node, (N.Input, N.Output, N.Linear, N.Conv2d, N.Flatten, N.Delay)):
             continue
         if not isinstance(node, SUPPORTED):
             raise UnsupportedError(f"{node.op} has no Loihi 2 lowering yet", node=name)
@@ -108,10 +119,16 @@ def check_supported(graph: Graph) -> None:
                 raise UnsupportedError("Loihi 2 thresholds must be > 0", node=name)
             # compare "ge" is lowered to Loihi's ">" and said so in the layer's report (they differ
             # only when the integer v lands exactly on vth << 6)
-    for s, d in graph.edges:
-        if isinstance(graph.nodes[d], N.Linear) and not isinstance(graph.nodes[s], (N.Input,) + SUPPORTED):
-            raise UnsupportedError(f"synapses must start at an Input or a neuron group, not {graph.nodes[s].op}",
-                                   node=d)
+    check_delays(graph)
+    for name, node in graph.nodes.items():
+        if isinstance(node, N.Output):
+            src = look_through(graph, graph.predecessors(name)[0])
+            if not isinstance(graph.nodes[src], SUPPORTED):
+                raise UnsupportedError(f"an Output must read a neuron group, not {graph.nodes[src].op}", node=name)
+        elif isinstance(node, N.Flatten):
+            (src,) = graph.predecessors(name)
+            if not isinstance(graph.nodes[src], (N.Input,) + SUPPORTED):
+                raise UnsupportedError("Flatten is only supported after a group (dense form)", node=name)
 
 
 def _pick_exp(maxabs: float, wmax: int) -> int:
@@ -124,12 +141,11 @@ def _pick_exp(maxabs: float, wmax: int) -> int:
     return int(min(max(e, W_EXP_MIN), W_EXP_MAX))
 
 
-def _aligned_vth(cap: int, graph: Graph, name: str, gain: np.ndarray, thr: np.ndarray) -> int:
+def _aligned_vth(cap: int, mats: list[np.ndarray]) -> int:
     """The largest vth <= cap at which the group's main synapse matrix (most nonzeros) reaches the
     full 8-bit mantissa at some exponent: ``vth * max|R| / 2**e`` just below 254. Exponents come
     in powers of two, so without this the largest weight can sit anywhere in (127, 254]."""
     cap = int(max(1, min(VTH_MAX, cap)))
-    mats = [gain[:, None] * graph.nodes[p].weight / thr[:, None] for p in graph.predecessors(name)]
     mats = [m for m in mats if np.any(m)]
     if not mats:
         return cap
@@ -174,71 +190,124 @@ def quantize_bias(bias_int: np.ndarray) -> tuple[np.ndarray, int, float]:
     return mant, exp, err
 
 
+def flat(value, shape) -> np.ndarray:
+    """A parameter broadcast over a group's shape, flattened (C order, as the chip numbers neurons)."""
+    return np.broadcast_to(np.asarray(value, dtype=float), tuple(shape)).reshape(-1)
+
+
+def ratios(c: Connection, gain: np.ndarray, thr: np.ndarray, shape) -> np.ndarray:
+    """A connection's weights in thresholds of its destination per unit of input (R): the
+    (dst, src) matrix of a Dense, or the kernel of a Conv scaled per output channel."""
+    if c.is_conv:
+        per_c = (gain / thr).reshape(shape[0], -1)[:, 0]
+        return per_c[:, None, None, None] * c.node.weight
+    return (gain[:, None] * c.node.weight) / thr[:, None]
+
+
+def conv_bias(node: N.Conv2d, shape) -> np.ndarray:
+    b = node.bias.reshape((-1, 1, 1)) if node.bias.ndim else node.bias
+    return flat(b, shape)
+
+
 @dataclasses.dataclass(frozen=True)
 class QuantizeLoihi2(Pass):
-    """Produce ``ctx.products['loihi2']`` = (LoihiProgram, {group: LayerQuant}); report per layer."""
+    """Produce ``ctx.products['loihi2']`` = (LoihiProgram, {group: LayerQuant}) and
+    ``ctx.products['loihi2_io']`` (how the host encodes inputs); report per layer.
+
+    Graphs of sigma-delta neurons go to :mod:`.loihi2_sdn`; everything else is LIF groups."""
 
     name: ClassVar[str] = "quantize-loihi2"
     margin: float = 1.25
 
     def run(self, graph: Graph, ctx: PassContext) -> Graph:
-        from ...emulator.loihi_program import LoihiDense, LoihiLIF, LoihiProgram
+        if any(isinstance(n, (N.SigmaDelta, N.Delta)) for n in graph.nodes.values()):
+            from .loihi2_sdn import lower_sdn
+
+            program, layers, io, rep = lower_sdn(graph, ctx.options.get("calibration"), self.margin)
+        else:
+            program, layers, rep = self._lower_lif(graph, ctx.options.get("calibration"))
+            io = {"encoding": "spikes"}
+        try:
+            program.validate()
+        except ValueError as err:  # a value the chip cannot hold: a quantizer bug or an extreme model
+            raise UnsupportedError(f"the quantized program is not representable on Loihi 2: {err}") from None
+        ctx.products["loihi2"] = (program, layers)
+        ctx.products["loihi2_io"] = io
+        ctx.report["quantization"] = rep
+        return graph
+
+    def _lower_lif(self, graph: Graph, calib):
+        from ...emulator.loihi_program import LoihiConv, LoihiDense, LoihiLIF, LoihiProgram
 
         check_supported(graph)
-        calib = ctx.options.get("calibration")
-        stats = neuron_drive_stats(graph, calib)
+        stats = group_stats(graph, calib)
         shapes = graph.infer_shapes()
         (inp,) = graph.inputs
         lifs, dense, layers, rep = [], [], {}, {}
         lat = latencies(graph)
-        back = graph.recurrent_edges()
         n_clock = 0
         for name, node in graph.nodes.items():
             if not isinstance(node, SUPPORTED):
                 continue
-            size = shapes[name][0]
+            shape = shapes[name]
+            size = int(np.prod(shape))
             du, dv, alpha_q, beta_q, gain = decays(node, graph, name)
-            gain = np.broadcast_to(gain, (size,)).astype(float)
+            gain = flat(gain, shape)
             spiking = hasattr(node, "v_threshold")
             st = stats[name]
             if spiking:
-                thr = np.broadcast_to(node.v_threshold, (size,)).astype(float)
+                thr = flat(node.v_threshold, shape)
             else:  # readout: scale so the largest observed/bounded |v| uses a quarter of the range
                 ref = st["v"] if st["v"] is not None else st["drive"] * np.abs(gain) / max(1e-12, 1 - beta_q)
                 thr = np.full(size, max(float(np.max(ref)), 1e-12))
             # headroom: how many thresholds |u| (the chip's current, in v units) and |v| reach
             cuba = isinstance(node, (N.CubaLIF, N.CubaLI))
-            u_gain = (1 - beta_q) * np.broadcast_to(node.r, (size,)) if cuba else gain
+            u_gain = (1 - beta_q) * flat(node.r, shape) if cuba else gain
             u_ratio = float(np.max(st["drive"] * np.abs(u_gain) / thr)) if size else 0.0
             v_ratio = float(np.max(st["v"] / thr)) if st["v"] is not None else u_ratio
             head = max(1.0, u_ratio, v_ratio) * self.margin
+            conns = incoming(graph, name, shapes)
+            R = {c.name: ratios(c, gain, thr, shape) for c in conns}
             vth_cap = VTH_MAX
-            for p in graph.predecessors(name):  # the largest weight must fit at the largest exponent
-                r_max = float(np.max(np.abs(gain[:, None] * graph.nodes[p].weight) / thr[:, None]))
-                if r_max > 0:
+            for c in conns:  # the largest Dense weight must fit at the largest exponent
+                r_max = float(np.max(np.abs(R[c.name]))) if R[c.name].size else 0.0
+                if r_max > 0 and not c.is_conv:
                     vth_cap = min(vth_cap, math.floor(254 * 2.0 ** W_EXP_MAX / r_max))
-            vth = _aligned_vth(min(vth_cap, math.floor(V_MAX / (64 * head))), graph, name, gain, thr)
-            if not spiking:
-                thr = thr * 0 + thr  # scale defined by thr; vth register set to never fire below
+            cap = min(vth_cap, math.floor(V_MAX / (64 * head)))
+            convs = [c for c in conns if c.is_conv]
+            if convs:  # Lava's Conv has no exponent: vth puts the kernel in the 8-bit range
+                vth = int(max(1, min(cap, VTH_MAX, *(conv_vth(R[c.name]) for c in convs))))
+            else:
+                vth = _aligned_vth(cap, [R[c.name] for c in conns])
             scale = 64.0 * vth / thr
-            incoming = [p for p in graph.predecessors(name)]
             bias_f = np.zeros(size)
             clock_cols: dict[int, np.ndarray] = {}
-            for p in incoming:
-                syn = graph.nodes[p]
-                R = (gain[:, None] * syn.weight) / thr[:, None]
-                w, e, wrep = quantize_weights(R, vth)
-                src = graph.predecessors(p)
-                if len(src) != 1:
-                    raise UnsupportedError("a synapse matrix must have exactly one source group", node=p)
-                src_name = "input" if src[0] == inp else src[0]
-                dense.append(LoihiDense(name=p, src=src_name, dst=name, weights=w, weight_exp=e))
-                rep[p] = wrep
-                if isinstance(syn, N.Affine) and np.any(syn.bias):
-                    # from clock neuron lat-1 (feed-forward) or lat (recurrent: arrives from step 1)
-                    k = lat[name] - 1 + (1 if (p, name) in back else 0)
-                    col = gain * np.broadcast_to(syn.bias, (size,)) / thr
-                    clock_cols[k] = clock_cols.get(k, 0) + col
+            for c in conns:
+                syn = c.node
+                if c.is_conv:
+                    w, wrep = quantize_conv(R[c.name], vth)
+                    dense.append(LoihiConv(name=c.name, src=c.src, dst=name, weights=w,
+                                           in_shape=tuple(shapes[c.src_node]), stride=tuple(syn.stride),
+                                           padding=tuple(syn.padding), dilation=tuple(syn.dilation),
+                                           groups=int(syn.groups)))
+                    bias = conv_bias(syn, shape)
+                else:
+                    w, e, wrep = quantize_weights(R[c.name], vth)
+                    dense.append(LoihiDense(name=c.name, src=c.src, dst=name, weights=w, weight_exp=e,
+                                            delays=c.delays))
+                    if c.delays is not None:
+                        wrep["max_delay"] = int(c.delays.max())
+                    bias = flat(syn.bias, (size,)) if isinstance(syn, N.Affine) else np.zeros(size)
+                rep[c.name] = wrep
+                if np.any(bias):
+                    # from clock neuron lat-1 (feed-forward) or lat (recurrent: arrives from step 1),
+                    # plus the delay after the synapse (a later clock neuron starts later)
+                    base = lat[name] - 1 + (1 if c.recurrent else 0)
+                    col = gain * bias / thr
+                    rows = c.row_delay if c.row_delay is not None else np.zeros(size, np.int64)
+                    for d in np.unique(rows):
+                        k = base + int(d)
+                        clock_cols[k] = clock_cols.get(k, 0) + np.where(rows == d, col, 0.0)
             if clock_cols:
                 n_clock = max(n_clock, max(clock_cols) + 1)
                 cols = np.zeros((size, max(clock_cols) + 1))
@@ -260,7 +329,7 @@ class QuantizeLoihi2(Pass):
                                                            (np.sqrt(np.mean((cols * vth) ** 2)) or 1.0)),
                                        "max_abs_error_thr": float(np.abs(err).max() / vth), "clipped": 0}
             if hasattr(node, "v_leak"):
-                bias_f = bias_f + (1 - beta_q) * np.broadcast_to(node.v_leak, (size,))
+                bias_f = bias_f + (1 - beta_q) * flat(node.v_leak, shape)
             bias_int = bias_f * scale
             mant, bexp, berr = quantize_bias(bias_int)
             lifs.append(LoihiLIF(name=name, size=size, du=du, dv=dv, vth=vth if spiking else VTH_MAX,
@@ -269,6 +338,8 @@ class QuantizeLoihi2(Pass):
             lrep = {"vth": vth, "du": du, "dv": dv, "headroom": round(head, 3),
                     "calibrated": bool(st["observed"]), "bias_exp": bexp,
                     "bias_max_abs_error_thr": berr / (64 * vth), "beta": beta_f, "beta_q": beta_q}
+            if convs:
+                lrep["vth_rule"] = "conv: largest kernel weight at the 8-bit limit with exponent 0"
             if getattr(node, "compare", "gt") == "ge":
                 lrep["note_compare"] = "'>=' lowered as Loihi's '>' (differs only when v equals vth<<6 exactly)"
             if isinstance(node, (N.CubaLIF, N.CubaLI)):
@@ -282,14 +353,8 @@ class QuantizeLoihi2(Pass):
             for d in dense:  # the clock matrices were sized by group; pad them to the chain
                 if d.src == CLOCK and d.weights.shape[1] < n_clock:
                     d.weights = np.pad(d.weights, ((0, 0), (0, n_clock - d.weights.shape[1])))
-        program = LoihiProgram(n_inputs=shapes[inp][0], neurons=lifs, synapses=dense)
-        try:
-            program.validate()
-        except ValueError as err:  # a value the chip cannot hold: a quantizer bug or an extreme model
-            raise UnsupportedError(f"the quantized program is not representable on Loihi 2: {err}") from None
-        ctx.products["loihi2"] = (program, layers)
-        ctx.report["quantization"] = rep
-        return graph
+        program = LoihiProgram(n_inputs=int(np.prod(shapes[inp])), neurons=lifs, synapses=dense)
+        return program, layers, rep
 
 
 def bias_clock(n: int):
