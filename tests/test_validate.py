@@ -23,7 +23,9 @@ class OneBitOff(Loihi2Backend):
 
     def execute(self, program, spikes):
         raw = super().execute(program, spikes)
-        raw[FLIP["group"]]["v"][FLIP["step"], 0, FLIP["neuron"]] ^= 1
+        v = raw[FLIP["group"]]["v"]
+        flat = v.reshape(v.shape[0], v.shape[1], -1)  # a view: groups may be (C, H, W)
+        flat[FLIP["step"], 0, FLIP["neuron"]] ^= 1
         return raw
 
 
@@ -93,3 +95,31 @@ def test_emulator_and_lava_agree_through_validate(braille_input):
     g = read_nir(NIR_PAPER / "braille_noDelay_bias_zero.nir")
     rep = validate(g, braille_input[:, :1], ["emulator", "lava"])
     assert rep["ok"] and rep["exact"][0]["equal"]
+
+
+def test_cnn_with_kept_convolutions_validates_against_lava(tmp_path):
+    """The NIR paper's CNN (convolutions kept as Lava Conv): emulator and Lava agree exactly,
+    and a one-bit fault in a conv-fed neuron is located by flat index."""
+    from lava_util import require_lava
+
+    require_lava()
+    g = read_nir(NIR_PAPER / "cnn_sinabs.nir")
+    x = (np.random.default_rng(0).random((12, 1, 2, 34, 34)) < 0.1).astype(float)
+    rep = validate(g, x, ["float", "emulator", "lava"], report_dir=tmp_path / "rep")
+    assert rep["ok"] and all(c["equal"] for c in rep["exact"])
+    layers = rep["float_vs_quantized"]["float vs emulator"]["layers"]
+    assert layers[0]["node"] == "1" and layers[0]["float_spikes"] > 0
+    assert (tmp_path / "rep" / "raster.png").is_file()
+
+
+def test_fault_in_conv_fed_group_is_located(faulty_target, monkeypatch):
+    monkeypatch.setitem(FLIP, "group", "3")       # fed by the kept 3x3 convolution '2'
+    monkeypatch.setitem(FLIP, "neuron", 777)
+    monkeypatch.setitem(FLIP, "step", 6)
+    g = read_nir(NIR_PAPER / "cnn_sinabs.nir")
+    x = (np.random.default_rng(1).random((10, 1, 2, 34, 34)) < 0.2).astype(float)
+    rep = validate(g, x, ["emulator", "faulty"])
+    m = rep["exact"][0]["first_mismatch"]
+    assert (m["step"], m["node"], m["neuron"], m["variable"]) == (6, "3", 777, "v")
+    (conv_input,) = [i for i in m["inputs"] if i["synapses"] == "2"]
+    assert conv_input["emulator"] == conv_input["faulty"]  # same input: the fault is in the state

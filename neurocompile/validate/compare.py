@@ -20,6 +20,7 @@ def first_mismatch(artifact: Artifact, a: Trace, b: Trace) -> dict | None:
             if key not in ra or key not in rb:
                 continue
             diff = np.asarray(ra[key]) != np.asarray(rb[key])
+            diff = diff.reshape(diff.shape[:2] + (-1,))
             if not diff.any():
                 continue
             t = int(np.argmax(diff.reshape(diff.shape[0], -1).any(axis=1)))
@@ -36,9 +37,10 @@ def first_mismatch(artifact: Artifact, a: Trace, b: Trace) -> dict | None:
 
 
 def _state(r: dict, t: int, b: int, i: int) -> dict:
-    s = {k: int(r[k][t, b, i]) for k in ("spikes", "u", "v") if k in r}
+    """Neuron ``i`` (flat index, also for (C, H, W) groups) at step t and t-1."""
+    s = {k: int(np.ravel(r[k][t, b])[i]) for k in ("spikes", "u", "v") if k in r}
     if t > 0:
-        s.update({f"{k}_prev": int(r[k][t - 1, b, i]) for k in ("u", "v") if k in r})
+        s.update({f"{k}_prev": int(np.ravel(r[k][t - 1, b])[i]) for k in ("u", "v") if k in r})
     return s
 
 
@@ -52,13 +54,20 @@ def _inputs(artifact: Artifact, a: Trace, b: Trace, group: str, t: int, bi: int,
     for d in program.synapses:
         if d.dst != group or t == 0:
             continue
-        w = d.effective_weights()[i]
+        if np.ndim(d.weights) == 2:
+            w = d.effective_weights()[i]
+        else:  # a convolution: the kernel taps that reach neuron i, as a dense row
+            from ..compiler.quantize.loihi2_conv import conv_pairs
+
+            src, dst, tap = conv_pairs(d.weights, d.in_shape, d.stride, d.padding, d.dilation, d.groups)
+            w = np.zeros(d.in_size(), dtype=np.int64)
+            np.add.at(w, src[dst == i], np.asarray(d.weights).ravel()[tap[dst == i]].astype(np.int64))
         entry = {"synapses": d.name, "source": d.src, "weight_exp": d.weight_exp}
         for tr in (a, b):
             if d.src == "input":
                 entry[tr.target] = None  # the same external input for both runs
                 continue
-            s = np.asarray(tr.raw[d.src]["spikes"][t - 1, bi]).astype(np.int64)
+            s = np.asarray(tr.raw[d.src]["spikes"][t - 1, bi]).astype(np.int64).ravel()
             acc = int(w @ s)
             entry[tr.target] = acc << d.weight_exp if d.weight_exp >= 0 else acc >> -d.weight_exp
         rows.append(entry)

@@ -16,9 +16,11 @@ def run_metrics(artifact: Artifact, tr: Trace, chip: str | None, x_flat: np.ndar
     fan_out: dict[str, np.ndarray] = {}
     program = artifact.payload.get("program") if isinstance(artifact.payload, dict) else None
     if program is not None:  # the synapses the chip really holds (quantized zeros dropped)
+        from ..compiler.quantize.loihi2_conv import connection_counts
+
         for d in program.synapses:
             if d.src in graph.nodes or d.src == "input":  # not the bias clock's helper synapses
-                fan_out[d.src] = fan_out.get(d.src, 0) + np.count_nonzero(d.weights, axis=0)
+                fan_out[d.src] = fan_out.get(d.src, 0) + connection_counts(d)[1]
     else:  # dense form: every synapse matrix is a Linear/Affine
         for name, node in graph.nodes.items():
             if isinstance(node, N.Linear):

@@ -200,7 +200,8 @@ def _weight_errors(artifact) -> dict:
     out = {}
     for d in program.synapses:
         node = graph.nodes.get(d.name)
-        if node is None or not hasattr(node, "weight") or d.dst not in payload["scales"]:
+        if node is None or not hasattr(node, "weight") or d.dst not in payload["scales"] \
+                or np.ndim(d.weights) != 2 or np.ndim(node.weight) != 2:
             continue  # helper synapses (the bias clock) have no float counterpart here
         lif = program.neuron(d.dst)
         scale = payload["scales"][d.dst]

@@ -30,20 +30,32 @@ def neuron_groups(artifact: Artifact) -> list[str]:
     return [n for n in g.order() if isinstance(g.nodes[n], N.NEURON_TYPES)]
 
 
-def flat_input(artifact: Artifact, x) -> np.ndarray:
-    """The input as (T, B, n_in) float64, accepting the model's original sample shape."""
+def graph_input(artifact: Artifact, x) -> np.ndarray:
+    """The input as (T, B, *shape) of the lowered graph's Input (flat, or (C, H, W) where a
+    convolution was kept), accepting the model's original sample shape."""
     from ..emulator.reference.executor import normalize_input
 
     graph = artifact.graph
     shapes = graph.infer_shapes()
     (inp,) = graph.inputs
-    orig = tuple(graph.metadata.get("shapes", {}).get(inp, shapes[inp]))
+    want = shapes[inp]
+    orig = tuple(graph.metadata.get("shapes", {}).get(inp, want))
     x = np.asarray(x, dtype=np.float64)
     if x.shape[1:] == orig:
-        x = x.reshape(x.shape[:1] + (-1,))
-    elif x.shape[2:] == orig:
-        x = x.reshape(x.shape[:2] + (-1,))
+        x = x[:, None]
+    if x.shape[2:] == orig and orig != want:
+        x = x.reshape(x.shape[:2] + want)
     return normalize_input(graph, {inp: x}, shapes)[inp]
+
+
+def flat_input(artifact: Artifact, x) -> np.ndarray:
+    """The input as (T, B, n_in)."""
+    xg = graph_input(artifact, x)
+    return xg.reshape(xg.shape[:2] + (-1,))
+
+
+def _flat(arr):
+    return None if arr is None else arr.reshape(arr.shape[:2] + (-1,))
 
 
 def run_target(artifact: Artifact, target: str, x: np.ndarray) -> Trace:
@@ -55,10 +67,11 @@ def run_target(artifact: Artifact, target: str, x: np.ndarray) -> Trace:
     t0 = time.perf_counter()
     if target == "float":
         graph = artifact.graph
-        xf = flat_input(artifact, x)
+        xf = graph_input(artifact, x)
         probes = [f"{n}.v" for n in groups] + [f"{n}.out" for n in groups if graph.nodes[n].spiking]
         res = reference.run(graph, xf, probes=probes)
-        aligned = {n: {"spikes": res.probes.get(f"{n}.out"), "v": res.probes[f"{n}.v"]} for n in groups}
+        aligned = {n: {"spikes": _flat(res.probes.get(f"{n}.out")), "v": _flat(res.probes[f"{n}.v"])}
+                   for n in groups}
         return Trace("float", False, aligned, res.outputs, steps=xf.shape[0], wall_s=time.perf_counter() - t0)
     backend = get_backend(target.replace("-board", ""))
     if artifact.target == "spinnaker":  # emulator profile, or the board for "spinnaker-board"
@@ -71,7 +84,8 @@ def run_target(artifact: Artifact, target: str, x: np.ndarray) -> Trace:
 
                 raise BackendError(why)
         res = backend.run(artifact, x, probes=probes, record_spikes=True, runner=runner)
-        aligned = {n: {"spikes": res.probes.get(f"{n}.out"), "v": res.probes[f"{n}.v"]} for n in groups}
+        aligned = {n: {"spikes": _flat(res.probes.get(f"{n}.out")), "v": _flat(res.probes[f"{n}.v"])}
+                   for n in groups}
         raw = {n: {"spikes": aligned[n]["spikes"].astype(np.int64)} for n in groups}
         return Trace(target, True, aligned, res.outputs, raw=raw, steps=int(np.shape(x)[0]),
                      wall_s=time.perf_counter() - t0)
@@ -79,5 +93,5 @@ def run_target(artifact: Artifact, target: str, x: np.ndarray) -> Trace:
 
     raw, T = backend.run_raw(artifact, x)
     res = aligned_result(artifact, raw, T, probes=[f"{n}.v" for n in groups], record_spikes=True)
-    aligned = {n: {"spikes": res.probes.get(f"{n}.out"), "v": res.probes[f"{n}.v"]} for n in groups}
+    aligned = {n: {"spikes": _flat(res.probes.get(f"{n}.out")), "v": _flat(res.probes[f"{n}.v"])} for n in groups}
     return Trace(target, True, aligned, res.outputs, raw=raw, steps=T, wall_s=time.perf_counter() - t0)
