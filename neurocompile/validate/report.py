@@ -193,22 +193,31 @@ def _divergent(report, traces, spiking):
 
 
 def _weight_errors(artifact) -> dict:
+    """Per synapse matrix (Dense or kept Conv): quantized minus float weight, in threshold units,
+    over the weights that are nonzero in the float model."""
     payload = artifact.payload
     if not isinstance(payload, dict) or "program" not in payload:
         return {}
+    from ..compiler.quantize.loihi2 import decays
+
     program, graph = payload["program"], artifact.graph
     out = {}
     for d in program.synapses:
         node = graph.nodes.get(d.name)
-        if node is None or not hasattr(node, "weight") or d.dst not in payload["scales"] \
-                or np.ndim(d.weights) != 2 or np.ndim(node.weight) != 2:
+        if node is None or not hasattr(node, "weight") or d.dst not in payload["scales"]:
             continue  # helper synapses (the bias clock) have no float counterpart here
         lif = program.neuron(d.dst)
-        scale = payload["scales"][d.dst]
-        from ..compiler.quantize.loihi2 import decays
-
-        _, _, _, _, gain = decays(graph.nodes[d.dst], graph, d.dst)
-        target = np.broadcast_to(gain, (lif.size,))[:, None] * node.weight * scale[:, None] / 64.0
-        q = d.effective_weights() * 2.0 ** d.weight_exp
-        out[d.name] = ((q - target) / lif.vth).ravel()
+        scale = np.ravel(payload["scales"][d.dst])
+        gain = np.ravel(decays(graph.nodes[d.dst], graph, d.dst)[4])
+        gain = np.broadcast_to(gain, scale.shape) if gain.size == 1 else gain
+        w = np.asarray(node.weight, dtype=float)
+        if w.ndim == 2:
+            target = (gain * scale)[:, None] * w / 64.0
+            q = d.effective_weights() * 2.0 ** d.weight_exp
+        else:  # kept convolution: one scale per output channel; Lava uses the kernel as given
+            per_ch = (gain * scale).reshape(w.shape[0], -1)[:, 0]
+            target = per_ch.reshape((-1,) + (1,) * (w.ndim - 1)) * w / 64.0
+            q = np.asarray(d.weights, dtype=float)
+        mask = w != 0
+        out[d.name] = ((q - target)[mask] / lif.vth).ravel()
     return out
