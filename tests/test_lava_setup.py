@@ -33,3 +33,19 @@ def test_configured_lava_env_passes_check():
     from lava_util import require_lava
 
     assert check_env(require_lava()).startswith("3.10")
+
+
+def test_hardware_run_config_without_lava_loihi_fails_clearly():
+    """The Loihi2HwCfg path of the runner refuses cleanly where lava-loihi is absent."""
+    from lava_util import require_lava
+
+    import numpy as np
+
+    from neurocompile.backends.lava_runner.host import run_in_lava
+    from neurocompile.emulator.loihi_program import LoihiDense, LoihiLIF, LoihiProgram
+
+    require_lava()
+    p = LoihiProgram(1, [LoihiLIF("a", 1, 4095, 0, 10, np.zeros(1, dtype=np.int64))],
+                     [LoihiDense("d", "input", "a", np.array([[100]]))])
+    with pytest.raises(RuntimeError, match="lava-loihi"):
+        run_in_lava(p, np.ones((3, 1), dtype=bool), hardware=True)

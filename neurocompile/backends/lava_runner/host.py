@@ -101,7 +101,7 @@ def _to_result(z, program: LoihiProgram) -> Dict:
 
 def run_many_in_lava(jobs: Sequence[Tuple[LoihiProgram, np.ndarray]],
                      python: Optional[str] = None,
-                     timeout: float = 600) -> List[Dict]:
+                     timeout: float = 600, hardware: bool = False) -> List[Dict]:
     """Run several (program, spikes_in) pairs in ONE Lava subprocess.
 
     ``spikes_in`` is (T, n) or (T, B, n): 0/1 spikes, or graded integer
@@ -111,7 +111,8 @@ def run_many_in_lava(jobs: Sequence[Tuple[LoihiProgram, np.ndarray]],
     ``wall_build_run_s``/``wall_readout_s`` per batch element).  Raises
     RuntimeError if no interpreter is found, if the subprocess fails (with
     the tail of its stderr) or if it exceeds ``timeout`` seconds (its whole
-    process group is then killed).
+    process group is then killed). ``hardware=True`` runs the same process
+    network with ``Loihi2HwCfg`` (a Loihi host with lava-loihi).
     """
     py = _resolve_python(python)
     tmp = tempfile.mkdtemp(prefix="neurocompile-lava-")
@@ -133,6 +134,8 @@ def run_many_in_lava(jobs: Sequence[Tuple[LoihiProgram, np.ndarray]],
             args += [pdir, os.path.join(tmp, f"in{k}.npy"),
                      os.path.join(tmp, f"out{k}.npz")]
         env = dict(os.environ)
+        if hardware:
+            env["NEUROCOMPILE_LAVA_CFG"] = "hw"
         env["PYTHONPATH"] = os.pathsep.join(
             [_REPO_ROOT] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH")
                             else []))
@@ -166,13 +169,14 @@ def run_many_in_lava(jobs: Sequence[Tuple[LoihiProgram, np.ndarray]],
 
 
 def run_in_lava(program: LoihiProgram, spikes_in,
-                python: Optional[str] = None, timeout: float = 600) -> Dict:
+                python: Optional[str] = None, timeout: float = 600,
+                hardware: bool = False) -> Dict:
     """Run ``program`` on ``spikes_in`` ((T, n) or (T, B, n)) in Lava.
 
     Same result layout as :func:`neurocompile.emulator.loihi.run`.
     """
     return run_many_in_lava([(program, spikes_in)], python=python,
-                            timeout=timeout)[0]
+                            timeout=timeout, hardware=hardware)[0]
 
 
 __all__ = ["find_lava_python", "run_in_lava", "run_many_in_lava", "ENV_VAR"]

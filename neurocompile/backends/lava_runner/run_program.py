@@ -298,8 +298,7 @@ def run_one(program, spikes, input_name, workdir):
             src_port.connect(conn.s_in)
             conn_out.connect(dst_port)
         root = procs[comp[0]]
-        cfg = Loihi2SimCfg(select_tag="fixed_pt",
-                           exception_proc_model_map=recorders)
+        cfg = _run_config(recorders)
         try:
             root.run(condition=RunSteps(num_steps=n_steps), run_cfg=cfg)
         finally:
@@ -312,6 +311,23 @@ def run_one(program, spikes, input_name, workdir):
         t_run += t1 - t0
         t_read += time.perf_counter() - t1
     return results, t_run, t_read
+
+
+def _run_config(recorders):
+    """Loihi2SimCfg(fixed_pt) here; Loihi2HwCfg on a Loihi host when NEUROCOMPILE_LAVA_CFG=hw
+    (set by ``run_in_lava(..., hardware=True)``). The hardware path needs Intel's lava-loihi and
+    has not been run without a chip: it is the same process network with the chip run config."""
+    if os.environ.get("NEUROCOMPILE_LAVA_CFG") == "hw":
+        from lava.magma.core.run_configs import Loihi2HwCfg
+        from lava.utils import loihi
+
+        if not loihi.is_installed():
+            sys.stderr.write("Loihi2HwCfg needs Intel's lava-loihi package on a Loihi host\n")
+            raise SystemExit(3)
+        return Loihi2HwCfg(exception_proc_model_map=recorders)
+    from lava.magma.core.run_configs import Loihi2SimCfg
+
+    return Loihi2SimCfg(select_tag="fixed_pt", exception_proc_model_map=recorders)
 
 
 def _atomic_savez(path, arrays):
