@@ -353,8 +353,27 @@ class QuantizeLoihi2(Pass):
             for d in dense:  # the clock matrices were sized by group; pad them to the chain
                 if d.src == CLOCK and d.weights.shape[1] < n_clock:
                     d.weights = np.pad(d.weights, ((0, 0), (0, n_clock - d.weights.shape[1])))
+        mark_sparse(dense, rep, SPARSE_BELOW)
         program = LoihiProgram(n_inputs=int(np.prod(shapes[inp])), neurons=lifs, synapses=dense)
         return program, layers, rep
+
+
+#: a Dense whose matrix has fewer nonzero weights than this fraction becomes a Lava Sparse
+#: (same arithmetic, verified bit-exact; only the nonzero synapses are stored)
+SPARSE_BELOW = 0.25
+
+
+def mark_sparse(dense: list, rep: dict, below: float) -> None:
+    for d in dense:
+        w = np.asarray(d.weights)
+        if w.ndim != 2 or d.src == CLOCK or not w.size or getattr(d, "delays", None) is not None:
+            continue
+        density = np.count_nonzero(w) / w.size
+        if density < below:
+            d.sparse = True
+        if d.name in rep:
+            rep[d.name]["density"] = round(float(density), 4)
+            rep[d.name]["sparse"] = bool(density < below)
 
 
 def bias_clock(n: int):
