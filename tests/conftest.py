@@ -31,3 +31,14 @@ def _no_user_config(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     (tmp_path / "home").mkdir()
     yield
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny torch tensors: one thread is faster and does not stall on a busy machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -243,13 +243,7 @@ def test_validate_rejects_bad_structure():
 
 
 # ----------------------------------------------------- program generators
-def _weights(rng, shape, mode):
-    """Random raw weights of one sign mode, over the full 8-bit range."""
-    if mode == "mixed":
-        return rng.integers(-256, 256, shape)
-    if mode == "excitatory":
-        return rng.integers(0, 256, shape)
-    return rng.integers(-255, 1, shape)
+from program_gen import weights as _weights  # noqa: E402
 
 
 def random_program(seed):
