@@ -86,3 +86,38 @@ def test_help_has_examples():
 def test_unknown_target(tmp_path):
     r = invoke("compile", NIR_PAPER / "lif_norse.nir", "-t", "nochip", "-o", tmp_path / "x")
     assert r.exit_code == 2 and "unknown target 'nochip'" in r.output
+
+
+def test_snntorch_model_through_the_cli(tmp_path):
+    """`compile file.py:factory --weights W --input-shape S`: the run equals snnTorch's forward."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("snntorch")
+
+    (tmp_path / "mynet.py").write_text(
+        "import torch.nn as nn\nimport snntorch as snn\n"
+        "def make():\n"
+        "    return nn.Sequential(nn.Linear(5, 6), snn.Leaky(beta=0.8, init_hidden=True),\n"
+        "                         nn.Linear(6, 3), snn.Leaky(beta=0.7, init_hidden=True, output=False))\n")
+    torch.manual_seed(0)
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("mynet", tmp_path / "mynet.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    net = mod.make()
+    torch.save(net.state_dict(), tmp_path / "w.pt")
+    r = invoke("compile", f"{tmp_path / 'mynet.py'}:make", "--weights", tmp_path / "w.pt", "--input-shape", "5",
+               "-t", "float", "-o", tmp_path / "art")
+    assert r.exit_code == 0, r.output
+    x = (np.random.default_rng(0).random((40, 2, 5)) < 0.5).astype(np.float32) * 1.5
+    np.save(tmp_path / "x.npy", x)
+    r = invoke("run", tmp_path / "art", "--input", tmp_path / "x.npy", "-o", tmp_path / "o.npz")
+    assert r.exit_code == 0, r.output
+    from snntorch import utils as snn_utils
+
+    snn_utils.reset(net)
+    with torch.no_grad():
+        want = np.stack([net(torch.from_numpy(x[t])).numpy() for t in range(40)])
+    with np.load(tmp_path / "o.npz", allow_pickle=False) as d:
+        np.testing.assert_array_equal(d["output"], want)
+    assert want.sum() > 0
