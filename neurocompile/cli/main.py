@@ -70,8 +70,9 @@ def cli(ctx, debug):
 @click.option("--dump-ir", type=click.Path(), help="Write the graph after every pass into this directory.")
 @click.option("--calibration", type=click.Path(), help="Sample inputs .npy (T, batch, *shape) to choose fixed-point scales (and ONNX normalisation).")
 @click.option("--chips", type=int, help="Chips available to the mapping (default 1).")
+@click.option("--split-weights", is_flag=True, help="Loihi 2: a second matrix per synapse layer holds the rounding residual (~16-bit weights, twice the synapses).")
 @model_options
-def compile(model, target, output, dump_ir, calibration, chips, dt, reset, discretization, input_shape, weights):
+def compile(model, target, output, dump_ir, calibration, chips, split_weights, dt, reset, discretization, input_shape, weights):
     """Compile MODEL (.nir, .onnx, zoo:NAME, file.py:factory) for a target into an artifact."""
     from ..api import compile as do_compile
     from ..models.loader import load_model
@@ -91,7 +92,8 @@ def compile(model, target, output, dump_ir, calibration, chips, dt, reset, discr
                        + (", spike-count readout" if target == "spinnaker" else ""), err=True)
     graph = load_model(model, **opts)
     art = do_compile(graph, target=target, log=lambda m: click.echo(m, err=True), dump_ir=dump_ir,
-                     dt=dt, discretization=discretization, calibration=calib, chips=chips)
+                     dt=dt, discretization=discretization, calibration=calib, chips=chips,
+                     split_weights=split_weights)
     art.save(output)
     for a in art.graph.assumptions:
         click.echo(f"assumed: {a}", err=True)

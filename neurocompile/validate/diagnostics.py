@@ -23,7 +23,7 @@ def loihi2_diagnostics(artifact: Artifact, tr: Trace) -> dict:
                             "calibrate with representative data (--calibration) or reduce the weight spread")
         if (r.get("rel_rms_error") or 0) > 0.05:
             warnings.append(f"{d.name}: weight rounding error {r['rel_rms_error']:.1%} of the RMS weight: "
-                            "a few large weights set the scale; consider weight clipping or regularisation in training")
+                            "compile with --split-weights (about 16-bit weights), or clip large weights in training")
     for n in neuron_groups(artifact):
         lif = program.neuron(n)
         raw = tr.raw[n]

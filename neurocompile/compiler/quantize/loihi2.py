@@ -225,7 +225,8 @@ class QuantizeLoihi2(Pass):
 
             program, layers, io, rep = lower_sdn(graph, ctx.options.get("calibration"), self.margin)
         else:
-            program, layers, rep = self._lower_lif(graph, ctx.options.get("calibration"))
+            program, layers, rep = self._lower_lif(graph, ctx.options.get("calibration"),
+                                                   split=bool(ctx.options.get("split_weights")))
             io = {"encoding": "spikes"}
         try:
             program.validate()
@@ -236,7 +237,7 @@ class QuantizeLoihi2(Pass):
         ctx.report["quantization"] = rep
         return graph
 
-    def _lower_lif(self, graph: Graph, calib):
+    def _lower_lif(self, graph: Graph, calib, split: bool = False):
         from ...emulator.loihi_program import LoihiConv, LoihiDense, LoihiLIF, LoihiProgram
 
         check_supported(graph)
@@ -295,6 +296,8 @@ class QuantizeLoihi2(Pass):
                     w, e, wrep = quantize_weights(R[c.name], vth)
                     dense.append(LoihiDense(name=c.name, src=c.src, dst=name, weights=w, weight_exp=e,
                                             delays=c.delays))
+                    if split:
+                        split_residual(dense, R[c.name], vth, wrep, c.delays)
                     if c.delays is not None:
                         wrep["max_delay"] = int(c.delays.max())
                     bias = flat(syn.bias, (size,)) if isinstance(syn, N.Affine) else np.zeros(size)
@@ -356,6 +359,27 @@ class QuantizeLoihi2(Pass):
         mark_sparse(dense, rep, SPARSE_BELOW)
         program = LoihiProgram(n_inputs=int(np.prod(shapes[inp])), neurons=lifs, synapses=dense)
         return program, layers, rep
+
+
+def split_residual(dense: list, R: np.ndarray, vth: int, wrep: dict, delays) -> None:
+    """``split_weights``: add a second matrix from the same source holding what the 8-bit rounding
+    of ``dense[-1]`` left over, at its own (finer) exponent: about 16-bit effective weights for
+    twice the synapses. Updates the error figures in ``wrep``."""
+    from ...emulator.loihi_program import LoihiDense
+
+    main = dense[-1]
+    got = main.effective_weights() * 2.0 ** main.weight_exp
+    rest = R - got / vth
+    if np.any(np.abs(rest) * vth >= 2.0 ** (W_EXP_MIN - 1)):
+        w2, e2, _ = quantize_weights(rest, vth)
+        fine = LoihiDense(name=f"{main.name}.fine", src=main.src, dst=main.dst, weights=w2, weight_exp=e2,
+                          delays=delays)
+        dense.append(fine)
+        got = got + fine.effective_weights() * 2.0 ** e2
+    err = got - vth * R
+    denom = float(np.sqrt(np.mean((vth * R) ** 2))) or 1.0
+    wrep.update(split=True, rel_rms_error=float(np.sqrt(np.mean(err ** 2)) / denom),
+                max_abs_error_thr=float(np.abs(err).max() / vth) if err.size else 0.0)
 
 
 #: a Dense whose matrix has fewer nonzero weights than this fraction becomes a Lava Sparse
