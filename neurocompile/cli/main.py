@@ -75,6 +75,7 @@ def cli(ctx, debug):
 def compile(model, target, output, dump_ir, calibration, chips, split_weights, dt, reset, discretization, input_shape, weights):
     """Compile MODEL (.nir, .onnx, zoo:NAME, file.py:factory) for a target into an artifact."""
     from ..api import compile as do_compile
+    from ..errors import NeuroCompileError
     from ..models.loader import load_model
     from .io import load_array
 
@@ -91,9 +92,12 @@ def compile(model, target, output, dump_ir, calibration, chips, split_weights, d
             click.echo(f"ONNX for {target}: IF neurons reset to zero, spike-coded input"
                        + (", spike-count readout" if target == "spinnaker" else ""), err=True)
     graph = load_model(model, **opts)
-    art = do_compile(graph, target=target, log=lambda m: click.echo(m, err=True), dump_ir=dump_ir,
-                     dt=dt, discretization=discretization, calibration=calib, chips=chips,
-                     split_weights=split_weights)
+    try:
+        art = do_compile(graph, target=target, log=lambda m: click.echo(m, err=True), dump_ir=dump_ir,
+                         dt=dt, discretization=discretization, calibration=calib, chips=chips,
+                         split_weights=split_weights)
+    except NeuroCompileError as err:
+        raise err.with_context(file=model)
     art.save(output)
     for a in art.graph.assumptions:
         click.echo(f"assumed: {a}", err=True)
