@@ -2,7 +2,7 @@
 
 Lowering (one named pass a line)::
 
-    remove-identity -> set-time-step -> dense-form -> quantize-loihi2 -> partition-loihi2
+    remove-identity -> set-time-step -> fuse-pool-conv -> dense-form -> quantize-loihi2 -> partition-loihi2
 
 Runners: the bit-accurate emulator (default, ``neurocompile.emulator.loihi``) and Lava's
 ``fixed_pt`` CPU models in their own Python 3.10 process (``--on lava``).
@@ -30,6 +30,7 @@ from ..compiler.latency import latencies
 from ..compiler.partition.loihi2 import PartitionLoihi2
 from ..compiler.passes import NORMALIZE, PassContext
 from ..compiler.passes.dense_form import DenseForm
+from ..compiler.passes.fuse_pool_conv import FusePoolIntoConv
 from ..compiler.quantize.loihi2 import QuantizeLoihi2
 from ..compiler.quantize.loihi2_conv import conv_fits
 from ..emulator.reference import RunResult
@@ -47,7 +48,8 @@ class Loihi2Backend(Backend):
     description = "Intel Loihi 2: quantized to its fixed-point formats, runs on the bit-accurate emulator (or --on lava)"
 
     def pipeline(self, options):
-        return [*NORMALIZE, DenseForm(keep_conv=True, conv_fits=conv_fits), QuantizeLoihi2(), PartitionLoihi2()]
+        return [*NORMALIZE, FusePoolIntoConv(), DenseForm(keep_conv=True, conv_fits=conv_fits),
+                QuantizeLoihi2(), PartitionLoihi2()]
 
     def lower(self, graph: Graph, ctx: PassContext):
         program, layers = ctx.products["loihi2"]
