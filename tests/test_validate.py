@@ -123,3 +123,24 @@ def test_fault_in_conv_fed_group_is_located(faulty_target, monkeypatch):
     assert (m["step"], m["node"], m["neuron"], m["variable"]) == (6, "3", 777, "v")
     (conv_input,) = [i for i in m["inputs"] if i["synapses"] == "2"]
     assert conv_input["emulator"] == conv_input["faulty"]  # same input: the fault is in the state
+
+
+def test_sigma_delta_network_validates(tmp_path):
+    """An ONNX MLP converted to sigma-delta neurons: Lava and the emulator agree exactly; message
+    counts (nonzero graded outputs) match the float graph closely; classes agree."""
+    from lava_util import require_lava
+
+    from conftest import DATA
+    from neurocompile.models.onnx_import import from_onnx
+
+    require_lava()
+    g = from_onnx(DATA / "onnx" / "digits_mlp.onnx", np.load(DATA / "onnx" / "digits_calib.npy"),
+                  method="sigma_delta")
+    samples = np.load(DATA / "onnx" / "digits_calib.npy")[:6].reshape(6, 64)
+    x = np.broadcast_to(samples[None], (8, 6, 64)).astype(float)
+    rep = validate(g, x, ["float", "emulator", "lava"], report_dir=tmp_path / "rep")
+    assert rep["ok"] and rep["exact"][0]["equal"]
+    c = rep["float_vs_quantized"]["float vs emulator"]
+    hidden = next(layer for layer in c["layers"] if layer["node"] == "1_Relu")
+    assert hidden["float_spikes"] > 0 and hidden["rel_count_diff"] < 0.1
+    assert c["class_agreement"] == 1.0

@@ -84,9 +84,10 @@ def float_vs_quantized(artifact: Artifact, f: Trace, q: Trace, tol: float = 0.05
             err = float(np.abs(fv - qv).max())
             layers.append({"node": n, "readout": True, "max_abs_v_error": err})
             continue
+        fs, qs = fs != 0, qs != 0  # spikes, or sent graded messages (sigma-delta)
         fc, qc = float(fs.sum()), float(qs.sum())
         rel = abs(fc - qc) / max(fc, 1.0)
-        per_neuron = np.abs(fs.sum(axis=0) - qs.sum(axis=0))
+        per_neuron = np.abs(fs.sum(axis=0).astype(np.int64) - qs.sum(axis=0))
         mismatch = float((fs != qs).mean())
         layers.append({"node": n, "float_spikes": int(fc), "quantized_spikes": int(qc),
                        "rel_count_diff": rel, "spike_mismatch_fraction": mismatch,

@@ -26,6 +26,8 @@ def loihi2_diagnostics(artifact: Artifact, tr: Trace) -> dict:
                             "compile with --split-weights (about 16-bit weights), or clip large weights in training")
     for n in neuron_groups(artifact):
         lif = program.neuron(n)
+        if not hasattr(lif, "du"):  # sigma-delta groups have no u/v registers to diagnose
+            continue
         raw = tr.raw[n]
         v, u = np.asarray(raw["v"]), np.asarray(raw["u"])
         s = np.asarray(raw["spikes"])

@@ -36,6 +36,7 @@ def run_metrics(artifact: Artifact, tr: Trace, chip: str | None, x_flat: np.ndar
         if s is None:
             layers[n] = {"neurons": size, "readout": True}
             continue
+        s = s != 0  # spikes, or sent graded messages (sigma-delta)
         total = float(s.sum())
         per_neuron = s.sum(axis=(0, 1))
         ops = float((s.sum(axis=(0, 1)) * fan_out[n]).sum()) if n in fan_out else 0.0

@@ -128,12 +128,14 @@ def _plots(d: Path, report: dict, traces: dict, artifact) -> list[str]:
     spiking = [g for g in groups if next(iter(traces.values())).aligned[g]["spikes"] is not None]
     # 1. rasters: one row per layer, one column per run, first sample
     runs = list(traces)
+    if not spiking:
+        return files
     fig, axes = plt.subplots(len(spiking), len(runs), figsize=(4 * len(runs), 1.8 * len(spiking) + 0.6),
                              squeeze=False, sharex=True)
     for i, g in enumerate(spiking):
         for j, t in enumerate(runs):
             s = traces[t].aligned[g]["spikes"][:, 0]
-            tt, nn = np.nonzero(s)
+            tt, nn = np.nonzero(s)  # spikes, or sent graded messages
             ax = axes[i, j]
             ax.scatter(tt, nn, s=1.5, marker="|", color="k")
             ax.set_ylim(-1, s.shape[-1])
@@ -207,6 +209,8 @@ def _weight_errors(artifact) -> dict:
         if node is None or not hasattr(node, "weight") or d.dst not in payload["scales"]:
             continue  # helper synapses (the bias clock) have no float counterpart here
         lif = program.neuron(d.dst)
+        if not hasattr(lif, "du"):
+            continue  # sigma-delta synapses use another unit rule (see quantize/loihi2_sdn.py)
         scale = np.ravel(payload["scales"][d.dst])
         gain = np.ravel(decays(graph.nodes[d.dst], graph, d.dst)[4])
         gain = np.broadcast_to(gain, scale.shape) if gain.size == 1 else gain

@@ -26,8 +26,14 @@ class Trace:
 
 
 def neuron_groups(artifact: Artifact) -> list[str]:
+    """Neuron groups compared by validate: spiking/integrating neurons and sigma-delta neurons
+    (whose activity is their nonzero graded messages and whose state is ``sigma``)."""
     g = artifact.graph
-    return [n for n in g.order() if isinstance(g.nodes[n], N.NEURON_TYPES)]
+    return [n for n in g.order() if isinstance(g.nodes[n], N.NEURON_TYPES + (N.SigmaDelta,))]
+
+
+def state_var(artifact: Artifact, name: str) -> str:
+    return "sigma" if isinstance(artifact.graph.nodes[name], N.SigmaDelta) else "v"
 
 
 def graph_input(artifact: Artifact, x) -> np.ndarray:
@@ -68,10 +74,11 @@ def run_target(artifact: Artifact, target: str, x: np.ndarray) -> Trace:
     if target == "float":
         graph = artifact.graph
         xf = graph_input(artifact, x)
-        probes = [f"{n}.v" for n in groups] + [f"{n}.out" for n in groups if graph.nodes[n].spiking]
+        probes = [f"{n}.{state_var(artifact, n)}" for n in groups] + \
+            [f"{n}.out" for n in groups if graph.nodes[n].spiking or graph.nodes[n].graded]
         res = reference.run(graph, xf, probes=probes)
-        aligned = {n: {"spikes": _flat(res.probes.get(f"{n}.out")), "v": _flat(res.probes[f"{n}.v"])}
-                   for n in groups}
+        aligned = {n: {"spikes": _flat(res.probes.get(f"{n}.out")),
+                       "v": _flat(res.probes[f"{n}.{state_var(artifact, n)}"])} for n in groups}
         return Trace("float", False, aligned, res.outputs, steps=xf.shape[0], wall_s=time.perf_counter() - t0)
     backend = get_backend(target.replace("-board", ""))
     if artifact.target == "spinnaker":  # emulator profile, or the board for "spinnaker-board"
@@ -92,6 +99,8 @@ def run_target(artifact: Artifact, target: str, x: np.ndarray) -> Trace:
     from ..backends.loihi2 import aligned_result
 
     raw, T = backend.run_raw(artifact, x)
-    res = aligned_result(artifact, raw, T, probes=[f"{n}.v" for n in groups], record_spikes=True)
-    aligned = {n: {"spikes": _flat(res.probes.get(f"{n}.out")), "v": _flat(res.probes[f"{n}.v"])} for n in groups}
+    probes = [f"{n}.{state_var(artifact, n)}" for n in groups]
+    res = aligned_result(artifact, raw, T, probes=probes, record_spikes=True)
+    aligned = {n: {"spikes": _flat(res.probes.get(f"{n}.out")),
+                   "v": _flat(res.probes[f"{n}.{state_var(artifact, n)}"])} for n in groups}
     return Trace(target, True, aligned, res.outputs, raw=raw, steps=T, wall_s=time.perf_counter() - t0)

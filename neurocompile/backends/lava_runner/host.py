@@ -64,11 +64,11 @@ def _resolve_python(python: Optional[str]) -> str:
     if found is None:
         env = os.environ.get(ENV_VAR)
         where = (f"${ENV_VAR}={env!r} is not an executable file" if env else
-                 f"${ENV_VAR} is unset and {DEFAULT_ENV}/bin/python does "
-                 f"not exist")
+                 f"${ENV_VAR} is unset and neither the checkout's .venv-lava "
+                 f"nor {DEFAULT_ENV} holds one")
         raise RuntimeError(
-            f"No Lava interpreter found: {where}. Create a Python 3.10 venv "
-            f"with lava-nc installed and point {ENV_VAR} at its python.")
+            f"No Lava interpreter found: {where}. Run `neurocompile setup loihi` "
+            f"(Python 3.10 + lava-nc 0.10.0) or point {ENV_VAR} at a Lava python.")
     return found
 
 
