@@ -16,8 +16,12 @@ per-neuron scale from float membrane units to the integer ``v``:
   ``k`` hops from the input takes its bias as an extra synapse column from clock neuron ``k-1``, so
   the bias starts exactly when the group's first input arrives and flows through ``u`` (and the
   synaptic decay of CubaLIF) like any input. A recurrent Affine's bias, which in the graph arrives
-  from step 1 on, comes from clock neuron ``k``. ``v_leak`` becomes ``bias_mant << bias_exp``
-  added to ``v`` each step.
+  from step 1 on, comes from clock neuron ``k``. A second matrix from the clock holds what the
+  bias's 8-bit rounding left over (``.bias_fine``), so biases get ~16-bit precision. ``v_leak``
+  becomes ``bias_mant << bias_exp`` added to ``v`` each step.
+* Option ``split_weights``: the same residual trick for every synapse matrix (``<name>.fine``),
+  about 16-bit weights for twice the synapses.
+* A matrix with fewer than 25 % nonzero weights is marked ``sparse`` (Lava's Sparse process).
 * ``vth`` is chosen as large as the 24-bit state allows given the calibration statistics (observed
   maxima times ``margin``, or worst-case bounds without data), which maximises the resolution of
   ``v``; each Dense then gets the smallest weight exponent at which its largest weight fits.
