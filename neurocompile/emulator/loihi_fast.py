@@ -53,6 +53,7 @@ from typing import Dict, List, Optional, Union
 
 import numpy as np
 
+from .loihi import _as_batched_input
 from .loihi_program import INPUT, LoihiDense, LoihiLIF, LoihiProgram
 
 try:  # numba is an optional dependency
@@ -321,6 +322,7 @@ class FastPlan:
         self.sizes = [int(n.size) for n in lifs]
         self.probe = [bool(n.probe) for n in lifs]
         self.n_inputs = int(program.n_inputs)
+        self.program = program
         gidx = {n.name: i for i, n in enumerate(lifs)}
         g_off = np.zeros(len(lifs) + 1, np.int64)
         g_off[1:] = np.cumsum(self.sizes)
@@ -368,19 +370,10 @@ class FastPlan:
 
     # --------------------------------------------------------------
     def _input(self, spikes_in) -> np.ndarray:
-        """(T, n) or (T, B, n) int/bool -> C-contiguous (T, B, n) uint8."""
-        x = np.asarray(spikes_in)
-        if x.ndim == 2:
-            x = x[:, None, :]
-        if x.ndim != 3 or x.shape[2] != self.n_inputs:
-            raise ValueError(f"spikes_in must be (T, n_inputs) or (T, batch,"
-                             f" n_inputs) with n_inputs={self.n_inputs}, got"
-                             f" shape {np.shape(spikes_in)}")
-        if x.dtype.kind not in "biu":
-            raise ValueError(f"spikes_in must be int or bool, got {x.dtype}")
-        if x.dtype in (np.bool_, np.uint8, np.int8):
-            return np.ascontiguousarray(x).view(np.uint8)
-        return (x != 0).view(np.uint8)
+        """(T, n) or (T, B, n) int/bool -> C-contiguous (T, B, n) uint8 (checked as the
+        reference emulator checks it; the fast path only takes binary input)."""
+        x = _as_batched_input(self.program, spikes_in)
+        return np.ascontiguousarray(x).view(np.uint8)
 
     def run(self, spikes_in, probes: bool = True,
             threads: Optional[int] = None) -> Dict:
