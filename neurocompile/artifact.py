@@ -21,6 +21,7 @@ from .compiler.graph import Graph
 from .compiler.serialize import load_graph, save_graph
 from .errors import NeuroCompileError
 from .utils.atomic import atomic_path
+from .utils.outputs import claim_output
 
 FORMAT = "neurocompile.artifact"
 VERSION = 1
@@ -45,11 +46,16 @@ class Artifact:
             "assumptions": self.graph.assumptions, "report": self.report,
         }
 
-    def save(self, path: str | Path) -> Path:
+    def save(self, path: str | Path, *, force: bool = False, inputs=()) -> Path:
+        """Write the artifact directory atomically.
+
+        ``path`` must be absent, empty or an earlier artifact (``force``: any earlier neurocompile
+        output); it may not be or contain one of ``inputs`` (see ``utils.outputs``).
+        """
         from .backends.registry import get_backend
 
+        path = claim_output(path, "artifact", force=force, inputs=inputs)
         backend = get_backend(self.target)
-        path = Path(path)
         with atomic_path(path) as tmp:
             tmp.mkdir()
             save_graph(self.graph, tmp)

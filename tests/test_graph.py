@@ -139,10 +139,11 @@ def test_pipeline_dumps_between_passes(tmp_path):
     g = mlp(np.random.default_rng(0))
     g.add("id", N.Identity())
     g.edges = [("in", "id"), ("id", "fc"), ("fc", "lif"), ("lif", "out")]
-    out = Pipeline(NORMALIZE, dump_dir=tmp_path).run(g, PassContext())
+    dump = tmp_path / "dump"
+    out = Pipeline(NORMALIZE, dump_dir=dump).run(g, PassContext())
     assert "id" not in out.nodes and ("in", "fc") in out.edges
-    assert (tmp_path / "01-remove-identity" / "graph.json").is_file()
-    assert (tmp_path / "02-set-time-step" / "summary.txt").is_file()
+    assert (dump / "01-remove-identity" / "graph.json").is_file()
+    assert (dump / "02-set-time-step" / "summary.txt").is_file()
 
 
 def test_missing_dt_is_an_error():

@@ -7,6 +7,7 @@ import numpy as np
 
 from ..errors import NeuroCompileError
 from ..utils.atomic import write_npz
+from ..utils.outputs import FILE_KINDS, NPZ_MARKER, claim_output
 
 
 def load_array(path: str) -> np.ndarray:
@@ -31,8 +32,10 @@ def load_array(path: str) -> np.ndarray:
     return data
 
 
-def save_result(path: str, result, artifact) -> None:
-    arrays = {}
+def save_result(path: str, result, artifact, *, force: bool = False, inputs=()) -> None:
+    """Write ``run``'s outputs and probes to an .npz (marked as ours, so a rerun may replace it)."""
+    claim_output(path, "outputs", force=force, inputs=inputs)
+    arrays = {NPZ_MARKER: np.array(FILE_KINDS["outputs"])}
     for name, arr in result.outputs.items():
         arrays[f"out:{name}"] = arr
     if len(result.outputs) == 1:

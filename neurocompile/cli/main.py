@@ -1,6 +1,7 @@
 """The ``neurocompile`` command line."""
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -40,6 +41,10 @@ def _shape(text: str | None):
         raise click.BadParameter(f"expected integers like 1,28,28, got '{text}'") from None
 
 
+FORCE = click.option("--force", is_flag=True,
+                     help="Also replace an earlier neurocompile output of another kind (never other files).")
+
+
 def model_options(f):
     f = click.option("--weights", type=click.Path(), help="State-dict file for an snnTorch model (loaded weights_only).")(f)
     f = click.option("--input-shape", help="Input shape of one sample, e.g. 1,28,28 (snnTorch models).")(f)
@@ -71,13 +76,23 @@ def cli(ctx, debug):
 @click.option("--calibration", type=click.Path(), help="Sample inputs .npy (T, batch, *shape) to choose fixed-point scales (and ONNX normalisation).")
 @click.option("--chips", type=int, help="Chips available to the mapping (default 1).")
 @click.option("--split-weights", is_flag=True, help="Loihi 2: a second matrix per synapse layer holds the rounding residual (~16-bit weights, twice the synapses).")
+@FORCE
 @model_options
-def compile(model, target, output, dump_ir, calibration, chips, split_weights, dt, reset, discretization, input_shape, weights):
-    """Compile MODEL (.nir, .onnx, zoo:NAME, file.py:factory) for a target into an artifact."""
+def compile(model, target, output, dump_ir, calibration, chips, split_weights, force, dt, reset, discretization,
+            input_shape, weights):
+    """Compile MODEL (.nir, .onnx, zoo:NAME, file.py:factory) for a target into an artifact.
+
+    The output must be absent, empty or an earlier artifact; nothing else is replaced.
+    """
     from ..api import compile as do_compile
     from ..errors import NeuroCompileError
     from ..models.loader import load_model
+    from ..utils.outputs import claim_output
     from .io import load_array
+
+    claim_output(output, "artifact", force=force, inputs=(model, calibration, weights))
+    if dump_ir:
+        claim_output(dump_ir, "ir-dump", inputs=(model, calibration, weights, output))
 
     calib = load_array(calibration) if calibration else None
     opts = _load_opts(dt, reset, discretization, input_shape, weights)
@@ -98,7 +113,7 @@ def compile(model, target, output, dump_ir, calibration, chips, split_weights, d
                          split_weights=split_weights)
     except NeuroCompileError as err:
         raise err.with_context(file=model)
-    art.save(output)
+    art.save(output, force=force, inputs=(model, calibration, weights))
     for a in art.graph.assumptions:
         click.echo(f"assumed: {a}", err=True)
     _print_report(art.report)
@@ -124,12 +139,17 @@ Examples:
 @click.option("--probe", "-p", multiple=True, help="Record NODE (its output) or NODE.v / NODE.i (state). Repeatable.")
 @click.option("--labels", type=click.Path(), help="Labels .npy (batch,): print accuracy (argmax of output spike counts).")
 @click.option("--on", "on", help="Where to run: the artifact's target name = the real chip (spinnaker: board in ~/.spynnaker.cfg; loihi2: Loihi2HwCfg); lava = Lava's CPU models. Default: the emulator.")
-def run(artifact, input_path, output, probe, labels, on):
+@FORCE
+def run(artifact, input_path, output, probe, labels, on, force):
     """Run a compiled ARTIFACT on an input array and report outputs, spikes and accuracy."""
     from ..api import run as do_run
     from ..artifact import load_artifact
+    from ..utils.outputs import claim_output
     from .io import load_array, save_result
 
+    protected = (artifact, input_path, labels)
+    if output:
+        claim_output(output, "outputs", force=force, inputs=protected)
     art = load_artifact(artifact)
     x = load_array(input_path)
     try:
@@ -141,7 +161,7 @@ def run(artifact, input_path, output, probe, labels, on):
             err.with_context(file=input_path if "input" in err.reason else None)
         raise
     if output:
-        save_result(output, result, art)
+        save_result(output, result, art, force=force, inputs=protected)
         click.echo(f"wrote {output}")
     _print_activity(result)
     if labels:
@@ -225,7 +245,8 @@ def targets():
 @cli.command("zoo-data")
 @click.argument("name")
 @click.option("--output", "-o", required=True, type=click.Path(), help="Directory for X.npy and y.npy.")
-def zoo_data(name, output):
+@FORCE
+def zoo_data(name, output, force):
     """Write the held-out split of a shipped model's data set (X.npy, y.npy) and calibration samples.
 
     \b
@@ -237,13 +258,17 @@ def zoo_data(name, output):
     from ..errors import NeuroCompileError
     from ..models.loader import ZOO
     from ..utils.atomic import atomic_path
+    from ..utils.outputs import claim_output, marker
 
     if name not in ZOO:
         raise NeuroCompileError(f"no shipped model '{name}' (available: {', '.join(ZOO)})")
+    path = claim_output(output, "data", force=force)
     zoo = importlib.import_module(ZOO[name])
     x, y = zoo.test_data()
-    with atomic_path(Path(output)) as tmp:
+    with atomic_path(path) as tmp:
         tmp.mkdir()
+        mname, content = marker("data")
+        (tmp / mname).write_text(json.dumps(dict(content, zoo=name)) + "\n")
         np.save(tmp / "X.npy", x)
         np.save(tmp / "y.npy", y)
         if hasattr(zoo, "calibration_data"):
@@ -266,8 +291,10 @@ Exit codes: 0 all exact comparisons equal; 3 a comparison that must be exact is 
 @click.option("--report", "report_dir", type=click.Path(), help="Write report.json, report.md and PNG plots here.")
 @click.option("--labels", type=click.Path(), help="Labels .npy (batch,) for accuracy per target.")
 @click.option("--calibration", type=click.Path(), help="Calibration inputs for compiling a model.")
+@FORCE
 @model_options
-def validate(model, input_path, targets, report_dir, labels, calibration, dt, reset, discretization, input_shape, weights):
+def validate(model, input_path, targets, report_dir, labels, calibration, force, dt, reset, discretization,
+             input_shape, weights):
     """Run MODEL_OR_ARTIFACT on several targets with the same input and show where they differ."""
     from ..validate import validate as do_validate
     from .io import load_array
@@ -276,7 +303,8 @@ def validate(model, input_path, targets, report_dir, labels, calibration, dt, re
     calib = load_array(calibration) if calibration else None
     rep = do_validate(model, x, [t.strip() for t in targets.split(",") if t.strip()],
                       labels=load_array(labels) if labels else None, report_dir=report_dir,
-                      log=lambda m: click.echo(m, err=True), calibration=calib,
+                      log=lambda m: click.echo(m, err=True), calibration=calib, force=force,
+                      inputs=(input_path, labels, calibration, weights),
                       **_load_opts(dt, reset, discretization, input_shape, weights))
     _print_validation(rep)
     if not rep["ok"]:
@@ -345,8 +373,10 @@ def encode(model, samples, steps, output):
     from ..models.loader import load_model
     from ..models.onnx_import import encode_input
     from ..utils.atomic import atomic_path
+    from ..utils.outputs import claim_output
     from .io import load_array
 
+    claim_output(output, "array", inputs=(model, samples))
     graph = load_model(model)
     if "onnx" not in graph.metadata:
         raise NeuroCompileError("only models converted from ONNX record an input encoding", file=model)

@@ -338,7 +338,9 @@ def write_nir(graph: Graph, path: str | Path) -> None:
     """Write ``graph`` to a ``.nir`` file atomically."""
     nir = _nir()
     from ..utils.atomic import atomic_path
+    from ..utils.outputs import claim_output
 
+    path = claim_output(path, "nir")
     ng = to_nir(graph)
     with atomic_path(path) as tmp:
         nir.write(str(tmp), ng)

@@ -1,4 +1,8 @@
-"""Atomic writes: outputs appear whole or not at all."""
+"""Atomic writes: outputs appear whole or not at all.
+
+Whether a path may be written at all is decided first, by
+:func:`neurocompile.utils.outputs.claim_output`; this module only does the write.
+"""
 from __future__ import annotations
 
 import contextlib
@@ -11,27 +15,38 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import NeuroCompileError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike):
     """Yield a temporary path beside ``path``; on success move it into place with os.replace.
 
-    Works for files and directories (an existing directory at ``path`` is replaced).
+    Works for files and directories (an existing directory at ``path`` is replaced: callers
+    check with ``claim_output`` that it is an earlier output of theirs). Failures to create or
+    move are reported as :class:`NeuroCompileError` naming the path.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent)) / path.name
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp_dir = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    except OSError as err:
+        raise NeuroCompileError(f"cannot write here: {err.strerror or err}", file=str(path)) from None
+    tmp = tmp_dir / path.name
     try:
         yield tmp
-        if path.is_dir() and tmp.is_dir():
-            old = path.with_name(f".{path.name}.old-{os.getpid()}")
-            os.replace(path, old)
-            os.replace(tmp, path)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, path)
+        try:
+            if path.is_dir() and not path.is_symlink() and tmp.is_dir():
+                old = tmp_dir / f".old-{os.getpid()}"
+                os.replace(path, old)      # the old output moves into our temporary directory
+                os.replace(tmp, path)
+            else:
+                os.replace(tmp, path)
+        except OSError as err:
+            raise NeuroCompileError(f"cannot move the output into place: {err.strerror or err}",
+                                    file=str(path)) from None
     finally:
-        shutil.rmtree(tmp.parent, ignore_errors=True)
+        shutil.rmtree(tmp_dir, ignore_errors=True)
 
 
 def write_bytes(path, data: bytes) -> None:

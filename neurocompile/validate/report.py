@@ -7,6 +7,9 @@ from pathlib import Path
 import numpy as np
 
 from ..utils.atomic import atomic_path
+from ..utils.outputs import DIR_KINDS, claim_output
+
+REPORT_FORMAT = DIR_KINDS["report"][1]
 
 
 def _json_default(o):
@@ -17,13 +20,17 @@ def _json_default(o):
     raise TypeError(type(o).__name__)
 
 
-def write_report(directory: str | Path, report: dict, traces: dict, artifact) -> list[str]:
-    """Write report.json, report.md and plots into ``directory`` atomically; return file names."""
-    directory = Path(directory)
+def write_report(directory: str | Path, report: dict, traces: dict, artifact, *, force: bool = False,
+                 inputs=()) -> list[str]:
+    """Write report.json, report.md and plots into ``directory`` atomically; return file names.
+
+    ``directory`` must be absent, empty or an earlier report (see ``utils.outputs``).
+    """
+    directory = claim_output(directory, "report", force=force, inputs=inputs)
     with atomic_path(directory) as tmp:
         tmp.mkdir()
         plots = _plots(tmp, report, traces, artifact)
-        report = dict(report, plots=plots)
+        report = dict(report, plots=plots, format=REPORT_FORMAT)
         (tmp / "report.json").write_text(json.dumps(report, indent=2, default=_json_default) + "\n")
         (tmp / "report.md").write_text(markdown(report))
     return ["report.json", "report.md", *plots]

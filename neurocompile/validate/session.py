@@ -14,6 +14,7 @@ import numpy as np
 
 from ..artifact import Artifact, is_artifact, load_artifact
 from ..errors import NeuroCompileError
+from ..utils.outputs import claim_output
 from .compare import first_mismatch, float_vs_quantized
 from .diagnostics import loihi2_diagnostics
 from .metrics import run_metrics
@@ -24,9 +25,17 @@ CHIP_OF = {"emulator": "loihi2", "lava": "loihi2", "loihi2": "loihi2", "loihi2-h
 
 
 def validate(model, x, targets=("float", "emulator"), *, labels=None, report_dir=None,
-             artifact: Artifact | None = None, log=lambda m: None, **compile_options) -> dict:
-    """Returns the report dict; ``report["ok"]`` is False when an exact comparison failed."""
+             artifact: Artifact | None = None, log=lambda m: None, force: bool = False, inputs=(),
+             **compile_options) -> dict:
+    """Returns the report dict; ``report["ok"]`` is False when an exact comparison failed.
+
+    ``report_dir`` is checked before anything runs: it must be absent, empty or an earlier report
+    (``force``: any earlier neurocompile output), and may not be or contain the model or ``inputs``.
+    """
     targets = list(dict.fromkeys(targets))
+    protected = (model, *inputs) if isinstance(model, (str, Path)) else tuple(inputs)
+    if report_dir is not None:
+        claim_output(report_dir, "report", force=force, inputs=protected)
     unknown = [t for t in targets if t != "float" and t not in CHIP_OF]
     if unknown:
         raise NeuroCompileError(f"validate does not know target(s) {unknown} (known: float, {', '.join(CHIP_OF)})")
@@ -87,5 +96,5 @@ def validate(model, x, targets=("float", "emulator"), *, labels=None, report_dir
     if report_dir is not None:
         from .report import write_report
 
-        report["files"] = write_report(report_dir, report, traces, main)
+        report["files"] = write_report(report_dir, report, traces, main, force=force, inputs=protected)
     return report

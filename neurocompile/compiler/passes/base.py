@@ -63,5 +63,24 @@ class Pipeline:
             return
         from ..serialize import save_graph
 
+        if index == 0:
+            start_dump(Path(self.dump_dir))
+
         save_graph(graph, Path(self.dump_dir) / f"{index:02d}-{name}")
         (Path(self.dump_dir) / f"{index:02d}-{name}" / "summary.txt").write_text(graph.summary() + "\n")
+
+
+def start_dump(path: Path) -> None:
+    """Make ``path`` an IR dump directory: absent, empty or an earlier dump (whose levels go)."""
+    import json
+    import shutil
+
+    from ...utils.outputs import claim_output, marker
+
+    claim_output(path, "ir-dump")
+    path.mkdir(parents=True, exist_ok=True)
+    name, content = marker("ir-dump")
+    for child in path.iterdir():
+        if child.is_dir() and not child.is_symlink() and child.name[:2].isdigit() and child.name[2:3] == "-":
+            shutil.rmtree(child)               # a level of the earlier dump (ours: the marker says so)
+    (path / name).write_text(json.dumps(content) + "\n")
