@@ -12,15 +12,15 @@ weight_exp 0), du/dv for alpha = beta = 0.9, threshold 1.0 in float units;
 
 Contenders (all timed as best of ``--repeat`` after warm-up runs):
 
-* ``fast``: :mod:`neurocompile.emulator.loihi_fast` (numba); ``kernel`` is
+* ``fast``: :mod:`neurocompile.targets.loihi2.emulator_fast` (numba); ``kernel`` is
   ``FastPlan.run`` on a prepared plan, ``e2e`` is ``loihi_fast.run(program,
   x)`` including validation and weight preparation on every call.
-* ``numpy``: the reference :func:`neurocompile.emulator.loihi.run`.
+* ``numpy``: the reference :func:`neurocompile.targets.loihi2.emulator.run`.
 * ``snntorch``: the same float weights (dequantized) in ``nn.Linear`` +
   ``snn.Synaptic`` (reset to zero), eager, ``torch.no_grad()``,
   ``torch.set_num_threads(2)``, a Python loop over the steps.
 * ``lava``: Lava 0.10 ``Loihi2SimCfg(select_tag="fixed_pt")`` at batch 1 via
-  :func:`neurocompile.backends.lava_runner.host.run_many_in_lava`, timed
+  :func:`neurocompile.targets.loihi2.lava.host.run_many_in_lava`, timed
   *inside* the Lava subprocess (``wall_build_run_s``: build the processes,
   compile, run, stop; interpreter start, imports and result readout
   excluded).  The first run of the subprocess is its warm-up.
@@ -53,8 +53,10 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
-from neurocompile.emulator import loihi, loihi_fast  # noqa: E402
-from neurocompile.emulator.loihi_program import (  # noqa: E402
+from neurocompile.targets.loihi2 import emulator as loihi
+
+from neurocompile.targets.loihi2 import emulator_fast as loihi_fast  # noqa: E402
+from neurocompile.targets.loihi2.program import (  # noqa: E402
     LoihiDense, LoihiLIF, LoihiProgram)
 
 SIZES = (784, 512, 256, 10)
@@ -282,7 +284,7 @@ def main(argv=None) -> int:
             times[("snntorch", batch)], events, "float, not bit-exact")
 
     if not args.no_lava and 1 in args.batches:
-        from neurocompile.backends.lava_runner.host import (
+        from neurocompile.targets.loihi2.lava.host import (
             find_lava_python, run_many_in_lava)
         py = (args.lava_python or os.environ.get("NEUROCOMPILE_LAVA_PYTHON")
               or find_lava_python())

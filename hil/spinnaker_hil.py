@@ -29,9 +29,9 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from neurocompile import api
-    from neurocompile.artifact import is_artifact, load_artifact
-    from neurocompile.backends.spinnaker.board import mapping_report
-    from neurocompile.backends.spinnaker.check import compare_mapping
+    from neurocompile.targets.artifact import is_artifact, load_artifact
+    from neurocompile.targets.spinnaker.board import mapping_report
+    from neurocompile.targets.spinnaker.check import compare_mapping
     from neurocompile.cli.io import load_array
     from neurocompile.errors import NeuroCompileError
     from neurocompile.utils.atomic import write_json

@@ -6,15 +6,15 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .artifact import Artifact, is_artifact, load_artifact
-from .compiler.graph import Graph
-from .emulator.reference import RunResult
+from neurocompile.targets.artifact import Artifact, is_artifact, load_artifact
+from neurocompile.ir.graph import Graph
+from neurocompile.ir.interpreter import RunResult
 
 
 def load_model(source: Any, **options) -> Graph:
     """A Graph from a path (.nir, .onnx, a saved graph or artifact directory), a spec string
     (``zoo:digits``, ``file.py:factory``) or a ``torch.nn.Module`` (needs ``input_shape=``)."""
-    from .models.loader import load_model as _load
+    from neurocompile.frontends.loader import load_model as _load
 
     return _load(source, **options)
 
@@ -22,7 +22,7 @@ def load_model(source: Any, **options) -> Graph:
 def compile(model: Any, target: str = "float", *, log: Callable[[str], None] | None = None,
             dump_ir: str | Path | None = None, **options) -> Artifact:
     """Lower ``model`` (a Graph or anything ``load_model`` takes) for ``target``."""
-    from .backends.registry import get_backend
+    from neurocompile.targets.registry import get_backend
 
     graph = model if isinstance(model, Graph) else load_model(model, **_load_options(options))
     backend = get_backend(target)
@@ -42,7 +42,7 @@ def run(artifact: Artifact | str | Path, x: np.ndarray, *, probes=(), record_spi
     emulator); ``on=<the artifact's target>`` means the real chip (``spinnaker``: the board in
     ~/.spynnaker.cfg; ``loihi2``: Lava's Loihi2HwCfg); ``on="lava"`` Lava's CPU models.
     """
-    from .backends.registry import get_backend
+    from neurocompile.targets.registry import get_backend
 
     if not isinstance(artifact, Artifact):
         artifact = load_artifact(artifact)

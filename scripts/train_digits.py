@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from neurocompile.models.zoo import digits  # noqa: E402
+from neurocompile.zoo import digits  # noqa: E402
 from neurocompile.utils.atomic import atomic_path  # noqa: E402
 
 

@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from neurocompile.backends.lava_runner.host import find_lava_python
+from neurocompile.targets.loihi2.lava.host import find_lava_python
 
 
 def require_lava() -> str:

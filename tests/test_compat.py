@@ -13,10 +13,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 SCRIPT = r'''
 import numpy as np
-from neurocompile.compiler import nodes as N, sequential
-from neurocompile.emulator.reference import run
-from neurocompile.emulator import loihi
-from neurocompile.emulator.loihi_program import LoihiDense, LoihiLIF, LoihiProgram
+from neurocompile.ir import sequential
+from neurocompile.ir import nodes as N
+from neurocompile.ir.interpreter import run
+from neurocompile.targets.loihi2 import emulator as loihi
+from neurocompile.targets.loihi2.program import LoihiDense, LoihiLIF, LoihiProgram
 g = sequential([("in", N.Input(shape=(3,))), ("fc", N.Affine(weight=[[0.5, -0.2, 0.9], [0.3, 0.3, -0.4]], bias=[0.1, 0.0])),
                 ("l", N.LIF(tau=4.0, v_threshold=0.6)), ("o", N.Output())], dt=1.0)
 x = (np.arange(60).reshape(20, 3) % 7 < 3).astype(float)

@@ -2,11 +2,11 @@
 import numpy as np
 import pytest
 
-from neurocompile.compiler import Graph, sequential
-from neurocompile.compiler import nodes as N
-from neurocompile.compiler.passes import NORMALIZE, Pipeline, PassContext
-from neurocompile.compiler.serialize import load_graph, save_graph
-from neurocompile.emulator.reference import run
+from neurocompile.ir import Graph, sequential
+from neurocompile.ir import nodes as N
+from neurocompile.passes import NORMALIZE, Pipeline, PassContext
+from neurocompile.ir.serialize import load_graph, save_graph
+from neurocompile.ir.interpreter import run
 from neurocompile.errors import GraphError, NeuroCompileError
 
 

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from neurocompile.backends.lava_runner.setup_env import check_env, find_python310
+from neurocompile.targets.loihi2.lava.setup_env import check_env, find_python310
 from neurocompile.errors import BackendError
 
 
@@ -41,8 +41,8 @@ def test_hardware_run_config_without_lava_loihi_fails_clearly():
 
     import numpy as np
 
-    from neurocompile.backends.lava_runner.host import run_in_lava
-    from neurocompile.emulator.loihi_program import LoihiDense, LoihiLIF, LoihiProgram
+    from neurocompile.targets.loihi2.lava.host import run_in_lava
+    from neurocompile.targets.loihi2.program import LoihiDense, LoihiLIF, LoihiProgram
 
     require_lava()
     p = LoihiProgram(1, [LoihiLIF("a", 1, 4095, 0, 10, np.zeros(1, dtype=np.int64))],

@@ -5,14 +5,14 @@ import pytest
 from conftest import NIR_PAPER, paper_lif_input
 from lava_util import require_lava
 from neurocompile import api
-from neurocompile.compiler import nodes as N
-from neurocompile.compiler import sequential
-from neurocompile.compiler.passes import NORMALIZE, Pipeline
-from neurocompile.compiler.passes.dense_form import DenseForm
-from neurocompile.emulator import loihi
-from neurocompile.emulator.reference import run as float_run
+from neurocompile.ir import nodes as N
+from neurocompile.ir import sequential
+from neurocompile.passes import NORMALIZE, Pipeline
+from neurocompile.passes.dense_form import DenseForm
+from neurocompile.targets.loihi2 import emulator as loihi
+from neurocompile.ir.interpreter import run as float_run
 from neurocompile.errors import NeuroCompileError, UnsupportedError
-from neurocompile.models.nir_io import read_nir
+from neurocompile.frontends.nir import read_nir
 
 
 def paper(name, **kw):
@@ -61,7 +61,7 @@ def test_single_lif_in_lava_matches_emulator(tmp_path):
 
 def test_braille_emulator_equals_lava_every_step():
     py = require_lava()
-    from neurocompile.backends.lava_runner.host import run_in_lava
+    from neurocompile.targets.loihi2.lava.host import run_in_lava
 
     art = api.compile(paper("braille_noDelay_bias_zero.nir"), target="loihi2")
     program = art.payload["program"]
@@ -166,7 +166,7 @@ def test_split_weights_reach_16_bit_precision_and_stay_bit_exact():
     for k in ("lif1.lif.out", "lif2.out"):
         assert abs(f.probes[k].sum() - q.probes[k].sum()) <= 0.03 * f.probes[k].sum(), k
     py = require_lava()
-    from neurocompile.backends.lava_runner.host import run_in_lava
+    from neurocompile.targets.loihi2.lava.host import run_in_lava
 
     xs = x[:120, 0].astype(bool)
     emu, lava = loihi.run(split.payload["program"], xs), run_in_lava(split.payload["program"], xs, python=py)

@@ -13,17 +13,17 @@ import pytest
 from conftest import DATA, NIR_PAPER
 from lava_util import require_lava
 from neurocompile import api
-from neurocompile.backends.registry import get_backend
-from neurocompile.compiler import nodes as N
-from neurocompile.compiler import sequential
-from neurocompile.compiler.passes import NORMALIZE, Pipeline
-from neurocompile.compiler.passes.dense_form import DenseForm
-from neurocompile.compiler.latency import latencies
-from neurocompile.emulator import loihi
-from neurocompile.emulator.loihi_program import LoihiConv, LoihiDense, LoihiSigmaDelta
-from neurocompile.emulator.reference import run as float_run
+from neurocompile.targets.registry import get_backend
+from neurocompile.ir import nodes as N
+from neurocompile.ir import sequential
+from neurocompile.passes import NORMALIZE, Pipeline
+from neurocompile.passes.dense_form import DenseForm
+from neurocompile.ir.latency import latencies
+from neurocompile.targets.loihi2 import emulator as loihi
+from neurocompile.targets.loihi2.program import LoihiConv, LoihiDense, LoihiSigmaDelta
+from neurocompile.ir.interpreter import run as float_run
 from neurocompile.errors import UnsupportedError
-from neurocompile.models.nir_io import read_nir
+from neurocompile.frontends.nir import read_nir
 
 ONNX = DATA / "onnx"
 BACKEND = get_backend("loihi2")
@@ -91,7 +91,7 @@ def test_conv_into_a_group_with_another_input_is_folded():
 
 
 def test_conv_fits_lavas_int8_fields():
-    from neurocompile.compiler.quantize.loihi2_conv import conv_fits
+    from neurocompile.targets.loihi2.conv import conv_fits
 
     assert conv_fits(N.Conv2d(weight=np.ones((4, 2, 5, 5)), stride=2, padding=1), (2, 34, 34))
     assert not conv_fits(N.Conv2d(weight=np.ones((1, 1, 2, 2)), dilation=130), (1, 140, 140))
@@ -207,7 +207,7 @@ def digits():
 
 @pytest.fixture(scope="module")
 def sdn_art():
-    from neurocompile.models.onnx import from_onnx
+    from neurocompile.frontends.onnx import from_onnx
 
     calib = np.load(ONNX / "digits_calib.npy", allow_pickle=False)
     g = from_onnx(ONNX / "digits_mlp.onnx", calib, method="sigma_delta")
@@ -222,8 +222,8 @@ def static(x, T=SDN_T):
 
 
 def test_host_delta_encoder_is_lavas_fixed_point_delta():
-    from neurocompile.compiler.quantize.loihi2_sdn import delta_encode
-    from neurocompile.emulator.sdn_fixed import sigma_delta_fixed
+    from neurocompile.targets.loihi2.sigma_delta import delta_encode
+    from neurocompile.targets.loihi2.sdn_fixed import sigma_delta_fixed
 
     a = np.random.default_rng(0).integers(-300, 300, (30, 7))
     for cum in (False, True):
@@ -257,8 +257,8 @@ def test_sigma_delta_lowering(sdn_art, digits, tmp_path):
 def test_sigma_delta_accuracy_and_messages(sdn_art, digits):
     import json
 
-    from neurocompile.models.onnx import from_onnx
-    from neurocompile.models.onnx_import import encode_input
+    from neurocompile.frontends.onnx import from_onnx
+    from neurocompile.frontends.onnx import encode_input
 
     Xt, yt = digits
     ann = json.loads((ONNX / "digits_ann.json").read_text())["mlp"]
@@ -333,7 +333,7 @@ def test_nir_cnn_keeps_its_convs(cnn_art):
 @pytest.fixture(scope="module")
 def lava_runs(sdn_art, cnn_art, digits):
     py = require_lava()
-    from neurocompile.backends.lava_runner.host import run_many_in_lava
+    from neurocompile.targets.loihi2.lava.host import run_many_in_lava
 
     jobs = {}
     art = api.compile(conv_net(), target="loihi2")

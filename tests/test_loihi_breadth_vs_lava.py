@@ -20,8 +20,8 @@ import json
 import numpy as np
 import pytest
 
-from neurocompile.emulator import loihi
-from neurocompile.emulator.loihi_program import (LoihiConv, LoihiDense,
+from neurocompile.targets.loihi2 import emulator as loihi
+from neurocompile.targets.loihi2.program import (LoihiConv, LoihiDense,
                                                  LoihiLIF, LoihiProgram,
                                                  LoihiSigmaDelta)
 
@@ -554,7 +554,7 @@ def lava_results():
     """All jobs in one Lava subprocess."""
     from lava_util import require_lava
     py = require_lava()
-    from neurocompile.backends.lava_runner.host import run_many_in_lava
+    from neurocompile.targets.loihi2.lava.host import run_many_in_lava
     jobs = all_jobs()
     names = list(jobs)
     outs = run_many_in_lava([jobs[k] for k in names], python=py, timeout=600)

@@ -16,8 +16,8 @@ import os
 import numpy as np
 import pytest
 
-from neurocompile.emulator import loihi
-from neurocompile.emulator.loihi_program import (LoihiDense, LoihiLIF,
+from neurocompile.targets.loihi2 import emulator as loihi
+from neurocompile.targets.loihi2.program import (LoihiDense, LoihiLIF,
                                                  LoihiProgram)
 
 
@@ -368,7 +368,7 @@ def test_extreme_program_reaches_the_edges():
 # ------------------------------------------------------ Lava conformance
 def _lava_python():
     """$NEUROCOMPILE_LAVA_PYTHON, else find_lava_python() (may be None)."""
-    from neurocompile.backends.lava_runner.host import find_lava_python
+    from neurocompile.targets.loihi2.lava.host import find_lava_python
     return os.environ.get("NEUROCOMPILE_LAVA_PYTHON") or find_lava_python()
 
 
@@ -384,7 +384,7 @@ def lava_results():
             pytest.fail("NEUROCOMPILE_REQUIRE_LAVA is set but no Lava "
                         "interpreter was found (set NEUROCOMPILE_LAVA_PYTHON)")
         pytest.skip("no Lava interpreter (set NEUROCOMPILE_LAVA_PYTHON)")
-    from neurocompile.backends.lava_runner.host import run_many_in_lava
+    from neurocompile.targets.loihi2.lava.host import run_many_in_lava
     jobs = {f"seed{s}": random_program(s) for s in LAVA_SEEDS}
     jobs["extreme"] = extreme_program()
     jobs["int32_wrap"] = int32_wrap_program()

@@ -1,7 +1,7 @@
 """The fast numba Loihi kernel must equal the numpy reference bit for bit.
 
-``neurocompile.emulator.loihi_fast.run`` is compared with
-``neurocompile.emulator.loihi.run`` (itself proven bit-exact against Lava by
+``neurocompile.targets.loihi2.emulator_fast.run`` is compared with
+``neurocompile.targets.loihi2.emulator.run`` (itself proven bit-exact against Lava by
 test_loihi_emulator_vs_lava.py) on random and extreme programs: spikes, u
 and v at every step, for batch 1 and batch > 1.
 
@@ -15,8 +15,10 @@ import os
 import numpy as np
 import pytest
 
-from neurocompile.emulator import loihi, loihi_fast
-from neurocompile.emulator.loihi_program import (LoihiDense, LoihiLIF,
+from neurocompile.targets.loihi2 import emulator as loihi
+
+from neurocompile.targets.loihi2 import emulator_fast as loihi_fast
+from neurocompile.targets.loihi2.program import (LoihiDense, LoihiLIF,
                                                  LoihiProgram)
 
 

@@ -3,11 +3,11 @@ import numpy as np
 import pytest
 
 from conftest import NIR_PAPER
-from neurocompile.compiler import nodes as N
-from neurocompile.compiler.passes import NORMALIZE, Pipeline
-from neurocompile.emulator.reference import run
+from neurocompile.ir import nodes as N
+from neurocompile.passes import NORMALIZE, Pipeline
+from neurocompile.ir.interpreter import run
 from neurocompile.errors import NeuroCompileError
-from neurocompile.models.nir_io import read_nir, write_nir
+from neurocompile.frontends.nir import read_nir, write_nir
 
 PAPER_FILES = ["lif_norse.nir", "braille_noDelay_bias_zero.nir", "braille_noDelay_noBias_subtract.nir",
                "cnn_sinabs.nir"]
@@ -115,7 +115,7 @@ def test_corrupt_and_missing_files(tmp_path):
 
 
 def test_maxpool_cannot_be_written(tmp_path):
-    from neurocompile.compiler import sequential
+    from neurocompile.ir import sequential
 
     g = sequential([("in", N.Input(shape=(1, 4, 4))), ("p", N.MaxPool2d(kernel_size=2)), ("o", N.Output())])
     with pytest.raises(NeuroCompileError, match="MaxPool2d") as e:

@@ -24,17 +24,17 @@ from onnx.reference import ReferenceEvaluator
 
 from conftest import DATA
 from neurocompile.cli.main import cli
-from neurocompile.compiler import nodes as N
-from neurocompile.emulator.reference import run
+from neurocompile.ir import nodes as N
+from neurocompile.ir.interpreter import run
 from neurocompile.errors import NeuroCompileError, UnsupportedError
-from neurocompile.models.loader import load_model
-from neurocompile.emulator import sdn_fixed
-from neurocompile.emulator.reference import run as ref_run
-from neurocompile.emulator.reference.ops import OPS
-from neurocompile.models.onnx import sigma_delta as sd
-from neurocompile.models.onnx.ann import forward
-from neurocompile.models.onnx.parser import parse
-from neurocompile.models.onnx_import import decode_output, encode_input, from_onnx
+from neurocompile.frontends.loader import load_model
+from neurocompile.targets.loihi2 import sdn_fixed
+from neurocompile.ir.interpreter import run as ref_run
+from neurocompile.ir.semantics import OPS
+from neurocompile.frontends.onnx import sigma_delta as sd
+from neurocompile.frontends.onnx.ann import forward
+from neurocompile.frontends.onnx.parser import parse
+from neurocompile.frontends.onnx import decode_output, encode_input, from_onnx
 
 ONNX_DATA = DATA / "onnx"
 RNG = np.random.default_rng(1234)
@@ -585,7 +585,7 @@ np.savez(sys.argv[2], **out)
 
 
 def _lava_python():
-    from neurocompile.backends.lava_runner.host import find_lava_python
+    from neurocompile.targets.loihi2.lava.host import find_lava_python
 
     exe = find_lava_python()
     if exe is None:

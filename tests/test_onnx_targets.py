@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from conftest import DATA
 from neurocompile import api
 from neurocompile.cli.main import cli
-from neurocompile.readout import predict
+from neurocompile.ir.readout import predict
 
 ONNX = DATA / "onnx"
 
@@ -37,7 +37,7 @@ def test_converted_accuracy_on_loihi2_emulator(name, digits_test, tmp_path):
     assert r.exit_code == 0, r.output
     x = np.load(tmp_path / "x.npy", allow_pickle=False)
     assert x.shape[0] == 64 and set(np.unique(x)) <= {0.0, 1.0}
-    from neurocompile.artifact import load_artifact
+    from neurocompile.targets.artifact import load_artifact
 
     art = load_artifact(tmp_path / "art")
     acc = float((predict(art.graph, api.run(art, x).output) == yt).mean())
@@ -55,7 +55,7 @@ def test_converted_mlp_on_spinnaker_emulator(digits_test, tmp_path):
     r = CliRunner().invoke(cli, ["encode", str(tmp_path / "art"), "--samples", str(tmp_path / "s.npy"),
                                  "--steps", "64", "-o", str(tmp_path / "x.npy")], catch_exceptions=False)
     assert r.exit_code == 0, r.output
-    from neurocompile.artifact import load_artifact
+    from neurocompile.targets.artifact import load_artifact
 
     art = load_artifact(tmp_path / "art")
     x = np.load(tmp_path / "x.npy", allow_pickle=False)

@@ -97,7 +97,7 @@ def test_compile_replaces_its_own_artifact_and_fills_an_empty_directory(tmp_path
     out = tmp_path / "art"
     out.mkdir()
     assert invoke("compile", LIF, "-o", out).exit_code == 0
-    assert json.loads((out / "manifest.json").read_text())["format"] == "neurocompile.artifact"
+    assert json.loads((out / "manifest.json").read_text())["format"] == "neurocompile.targets.artifact"
     (out / "stale.txt").write_text("from an old artifact")   # ours: the whole artifact is replaced
     assert invoke("compile", LIF, "-t", "float", "-o", out).exit_code == 0
     assert json.loads((out / "manifest.json").read_text())["target"] == "float"
@@ -176,7 +176,7 @@ def test_dump_ir_refuses_a_foreign_directory(tmp_path, user_dir):
 
 def test_api_save_and_write_nir_check_too(tmp_path, user_dir):
     import neurocompile as nc
-    from neurocompile.models.nir_io import write_nir
+    from neurocompile.frontends.nir import write_nir
 
     graph = nc.load_model(str(LIF))
     art = nc.compile(graph, target="float")

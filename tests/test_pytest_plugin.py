@@ -3,7 +3,8 @@ pytest_plugins = ["pytester"]
 
 USER_TEST = '''
 import numpy as np
-from neurocompile.compiler import nodes as N, sequential
+from neurocompile.ir import sequential
+from neurocompile.ir import nodes as N
 
 def test_user_model(nc_run, neurocompile_target):
     g = sequential([("in", N.Input(shape=(2,))), ("fc", N.Linear(weight=[[1.0, 0.0], [0.0, 2.0]])),

@@ -20,9 +20,9 @@ torch = pytest.importorskip("torch")
 snn = pytest.importorskip("snntorch")
 from torch import nn  # noqa: E402
 
-from neurocompile.emulator.reference import run  # noqa: E402
+from neurocompile.ir.interpreter import run  # noqa: E402
 from neurocompile.errors import NeuroCompileError, UnsupportedError  # noqa: E402
-from neurocompile.models.snntorch_import import from_snntorch, load_snntorch_reference  # noqa: E402
+from neurocompile.frontends.snntorch import from_snntorch, load_snntorch_reference  # noqa: E402
 
 T, BATCH = 120, 4
 
@@ -451,7 +451,7 @@ def test_module_imports_without_torch():
         import sys
         sys.modules['torch'] = None
         sys.modules['snntorch'] = None
-        import neurocompile.models.snntorch_import as m
+        import neurocompile.frontends.snntorch as m
         from neurocompile.errors import NeuroCompileError
         try:
             m.from_snntorch(object(), (3,))

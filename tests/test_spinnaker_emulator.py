@@ -4,18 +4,18 @@ import numpy as np
 import pytest
 
 from conftest import NIR_PAPER, paper_lif_input
-from neurocompile.backends import registry
-from neurocompile.backends.spinnaker import SpiNNakerBackend
-from neurocompile.compiler import nodes as N
-from neurocompile.compiler.graph import Graph
-from neurocompile.emulator import reference
+from neurocompile.targets import registry
+from neurocompile.targets.spinnaker import SpiNNakerBackend
+from neurocompile.ir import nodes as N
+from neurocompile.ir.graph import Graph
+from neurocompile.ir import interpreter as reference
 from neurocompile.errors import BackendError, NeuroCompileError, UnsupportedError
-from neurocompile.models.nir_io import read_nir
+from neurocompile.frontends.nir import read_nir
 
 
 @pytest.fixture(autouse=True)
 def _registered(monkeypatch):
-    monkeypatch.setitem(registry.BUILTIN, "spinnaker", "neurocompile.backends.spinnaker:SpiNNakerBackend")
+    monkeypatch.setitem(registry.BUILTIN, "spinnaker", "neurocompile.targets.spinnaker:SpiNNakerBackend")
 
 
 def small_net(seed=1):
@@ -78,7 +78,7 @@ def test_nir_paper_lif_spike_times():
     res = b.run(art, x)
     assert np.nonzero(res.output[:, 0, 0])[0].tolist() == [460, 510, 710, 760]
     assert art.report["spinnaker"]["output_shift_ticks"] == {"output": 1}
-    from neurocompile.emulator.spinnaker.core import run_program
+    from neurocompile.targets.spinnaker.emulator import run_program
 
     chip = run_program(art.payload, x[:, None, :])
     assert np.nonzero(chip.spikes["1"][:, 0, 0])[0].tolist() == [461, 511, 711, 761]
@@ -95,7 +95,7 @@ def test_artifact_round_trip_and_script(tmp_path):
     assert files == ["program.json", "program.npz", "run_pynn.py"]
     with np.load(path / "spinnaker" / "program.npz", allow_pickle=False) as z:
         assert all(z[k].dtype != object for k in z.files)
-    from neurocompile.artifact import load_artifact
+    from neurocompile.targets.artifact import load_artifact
 
     art2 = load_artifact(path)
     a = b.run(art, x[:50])

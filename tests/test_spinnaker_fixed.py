@@ -7,9 +7,9 @@ Every expected number below is worked out in the comment next to it from the for
 import numpy as np
 import pytest
 
-from neurocompile.emulator.spinnaker import fixed as F
-from neurocompile.emulator.spinnaker.core import run_program
-from neurocompile.emulator.spinnaker.program import (Population, Program, Projection, Source,
+from neurocompile.targets.spinnaker import fixed as F
+from neurocompile.targets.spinnaker.emulator import run_program
+from neurocompile.targets.spinnaker.program import (Population, Program, Projection, Source,
                                                     shift_for, weight_words)
 
 ONE = 32768
@@ -155,7 +155,7 @@ def test_if_integrator_window():
     # the IF mapping: tau_m = 32768 ms (2**30 raw) gives exp_TC = expk(-1) = 32766 = 1 - 2**-14,
     # cm = 2 nF gives R = kdivk(2**30, 65536) = 2**29 (16384.0), so R*I = I << 14 exactly and
     # V' = alpha - floor(32766 (alpha - V) / 2**15) = V + I - floor((V - V_rest) / 2**14)
-    from neurocompile.compiler.quantize.spinnaker import IF_TAU_RAW, _if_constants
+    from neurocompile.targets.spinnaker.lowering import IF_TAU_RAW, _if_constants
 
     delta, cm_raw = _if_constants()
     assert (delta, cm_raw) == (2, 65536)

@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 
 from conftest import NIR_PAPER
-from neurocompile.backends import registry
-from neurocompile.backends.spinnaker import SpiNNakerBackend
-from neurocompile.backends.spinnaker.board import mapping_report
-from neurocompile.backends.spinnaker.check import compare_mapping
-from neurocompile.models.nir_io import read_nir
+from neurocompile.targets import registry
+from neurocompile.targets.spinnaker import SpiNNakerBackend
+from neurocompile.targets.spinnaker.board import mapping_report
+from neurocompile.targets.spinnaker.check import compare_mapping
+from neurocompile.frontends.nir import read_nir
 from test_spinnaker_emulator import small_net
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("spynnaker") is None,
@@ -32,7 +32,7 @@ MAPPING_TIMES = {}
 
 @pytest.fixture(autouse=True)
 def _virtual_board(monkeypatch):
-    monkeypatch.setitem(registry.BUILTIN, "spinnaker", "neurocompile.backends.spinnaker:SpiNNakerBackend")
+    monkeypatch.setitem(registry.BUILTIN, "spinnaker", "neurocompile.targets.spinnaker:SpiNNakerBackend")
     home = Path(os.path.expanduser("~"))
     (home / ".spynnaker.cfg").write_text("[Machine]\nvirtual_board = True\nversion = 5\n")
 
@@ -95,7 +95,7 @@ def test_cnn_compiles_and_maps(tmp_path):
     assert res["cores"] == {"1": 16, "3": 16, "6": 2, "10": 1, "12": 1, "input": 1}
     # the emulator runs it too (sparse synapse matrices): 20 steps of random input spikes; the
     # first layer's spike count stays within 5% of the float reference (16-bit weights)
-    from neurocompile.emulator import reference
+    from neurocompile.ir import interpreter as reference
 
     x = (np.random.default_rng(0).random((20, 1, 2, 34, 34)) < 0.05).astype(float)
     got = SpiNNakerBackend().run(art, x).probes["1.out"].sum()

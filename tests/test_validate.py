@@ -7,10 +7,10 @@ from click.testing import CliRunner
 
 from conftest import NIR_PAPER
 from neurocompile import api
-from neurocompile.backends import registry
-from neurocompile.backends.loihi2 import Loihi2Backend
+from neurocompile.targets import registry
+from neurocompile.targets.loihi2.target import Loihi2Backend
 from neurocompile.cli.main import cli
-from neurocompile.models.nir_io import read_nir
+from neurocompile.frontends.nir import read_nir
 from neurocompile.validate import validate
 
 FLIP = {"step": 37, "group": "lif1.lif", "neuron": 5}
@@ -131,7 +131,7 @@ def test_sigma_delta_network_validates(tmp_path):
     from lava_util import require_lava
 
     from conftest import DATA
-    from neurocompile.models.onnx_import import from_onnx
+    from neurocompile.frontends.onnx import from_onnx
 
     require_lava()
     g = from_onnx(DATA / "onnx" / "digits_mlp.onnx", np.load(DATA / "onnx" / "digits_calib.npy"),

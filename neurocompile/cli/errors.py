@@ -6,7 +6,7 @@ import traceback
 
 import click
 
-from ..errors import NeuroCompileError
+from neurocompile.errors import NeuroCompileError
 
 
 def report_and_exit(err: BaseException, debug: bool) -> None:

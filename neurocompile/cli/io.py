@@ -5,9 +5,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import NeuroCompileError
-from ..utils.atomic import write_npz
-from ..utils.outputs import FILE_KINDS, NPZ_MARKER, claim_output
+from neurocompile.errors import NeuroCompileError
+from neurocompile.utils.atomic import write_npz
+from neurocompile.utils.outputs import FILE_KINDS, NPZ_MARKER, claim_output
 
 
 def load_array(path: str) -> np.ndarray:

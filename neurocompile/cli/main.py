@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 import numpy as np
 
-from .. import __version__
-from .errors import report_and_exit
+from neurocompile import __version__
+from neurocompile.cli.errors import report_and_exit
 
 EPILOG_COMPILE = """\b
 Examples:
@@ -84,11 +84,11 @@ def compile(model, target, output, dump_ir, calibration, chips, split_weights, f
 
     The output must be absent, empty or an earlier artifact; nothing else is replaced.
     """
-    from ..api import compile as do_compile
-    from ..errors import NeuroCompileError
-    from ..models.loader import load_model
-    from ..utils.outputs import claim_output
-    from .io import load_array
+    from neurocompile.api import compile as do_compile
+    from neurocompile.errors import NeuroCompileError
+    from neurocompile.frontends.loader import load_model
+    from neurocompile.utils.outputs import claim_output
+    from neurocompile.cli.io import load_array
 
     claim_output(output, "artifact", force=force, inputs=(model, calibration, weights))
     if dump_ir:
@@ -142,10 +142,10 @@ Examples:
 @FORCE
 def run(artifact, input_path, output, probe, labels, on, force):
     """Run a compiled ARTIFACT on an input array and report outputs, spikes and accuracy."""
-    from ..api import run as do_run
-    from ..artifact import load_artifact
-    from ..utils.outputs import claim_output
-    from .io import load_array, save_result
+    from neurocompile.api import run as do_run
+    from neurocompile.targets.artifact import load_artifact
+    from neurocompile.utils.outputs import claim_output
+    from neurocompile.cli.io import load_array, save_result
 
     protected = (artifact, input_path, labels)
     if output:
@@ -155,7 +155,7 @@ def run(artifact, input_path, output, probe, labels, on, force):
     try:
         result = _run_with_progress(do_run, art, x, probe, on)
     except Exception as err:
-        from ..errors import NeuroCompileError
+        from neurocompile.errors import NeuroCompileError
 
         if isinstance(err, NeuroCompileError):
             err.with_context(file=input_path if "input" in err.reason else None)
@@ -191,8 +191,8 @@ def _print_activity(result) -> None:
 
 
 def _print_accuracy(graph, result, labels, path) -> None:
-    from ..errors import NeuroCompileError
-    from ..readout import predict
+    from neurocompile.errors import NeuroCompileError
+    from neurocompile.ir.readout import predict
 
     pred = predict(graph, result.output)
     labels = np.asarray(labels).ravel()
@@ -213,8 +213,8 @@ def inspect(model, dt, reset, discretization, input_shape, weights):
       neurocompile inspect ../shared/fixtures/nir-paper/braille_noDelay_bias_zero.nir
       neurocompile inspect build/digits
     """
-    from ..artifact import is_artifact, load_artifact
-    from ..models.loader import load_model
+    from neurocompile.targets.artifact import is_artifact, load_artifact
+    from neurocompile.frontends.loader import load_model
 
     if is_artifact(model):
         art = load_artifact(model)
@@ -234,7 +234,7 @@ def targets():
     Example:
       neurocompile targets
     """
-    from ..backends.registry import list_backends
+    from neurocompile.targets.registry import list_backends
 
     for name, desc, ok, why, chip in list_backends():
         click.echo(f"{name:<10} {'yes' if ok else 'no ':<4} {desc}" + ("" if ok else f"  [{why}]"))
@@ -255,10 +255,10 @@ def zoo_data(name, output, force):
     """
     import importlib
 
-    from ..errors import NeuroCompileError
-    from ..models.loader import ZOO
-    from ..utils.atomic import atomic_path
-    from ..utils.outputs import claim_output, marker
+    from neurocompile.errors import NeuroCompileError
+    from neurocompile.frontends.loader import ZOO
+    from neurocompile.utils.atomic import atomic_path
+    from neurocompile.utils.outputs import claim_output, marker
 
     if name not in ZOO:
         raise NeuroCompileError(f"no shipped model '{name}' (available: {', '.join(ZOO)})")
@@ -296,8 +296,8 @@ Exit codes: 0 all exact comparisons equal; 3 a comparison that must be exact is 
 def validate(model, input_path, targets, report_dir, labels, calibration, force, dt, reset, discretization,
              input_shape, weights):
     """Run MODEL_OR_ARTIFACT on several targets with the same input and show where they differ."""
-    from ..validate import validate as do_validate
-    from .io import load_array
+    from neurocompile.validate import validate as do_validate
+    from neurocompile.cli.io import load_array
 
     x = load_array(input_path)
     calib = load_array(calibration) if calibration else None
@@ -349,7 +349,7 @@ def setup(what, env_dir):
       neurocompile setup loihi     # Python 3.10 venv with lava-nc 0.10.0 and numpy<2
     Then `neurocompile targets` shows lava as runnable; NEUROCOMPILE_LAVA_PYTHON overrides.
     """
-    from ..backends.lava_runner.setup_env import setup_lava_env
+    from neurocompile.targets.loihi2.lava.setup_env import setup_lava_env
 
     py = setup_lava_env(env_dir, log=lambda m: click.echo(m, err=True))
     click.echo(py)
@@ -369,12 +369,12 @@ def encode(model, samples, steps, output):
       neurocompile encode build/net --samples test.npy -o build/X.npy
       neurocompile run build/net --input build/X.npy --labels labels.npy
     """
-    from ..errors import NeuroCompileError
-    from ..models.loader import load_model
-    from ..models.onnx_import import encode_input
-    from ..utils.atomic import atomic_path
-    from ..utils.outputs import claim_output
-    from .io import load_array
+    from neurocompile.errors import NeuroCompileError
+    from neurocompile.frontends.loader import load_model
+    from neurocompile.frontends.onnx import encode_input
+    from neurocompile.utils.atomic import atomic_path
+    from neurocompile.utils.outputs import claim_output
+    from neurocompile.cli.io import load_array
 
     claim_output(output, "array", inputs=(model, samples))
     graph = load_model(model)

@@ -33,10 +33,10 @@ def neurocompile_target(request) -> str:
 
 @pytest.fixture
 def nc_run(neurocompile_target):
-    from .. import api
-    from ..artifact import Artifact, is_artifact, load_artifact
-    from ..backends.registry import get_backend
-    from ..errors import BackendError
+    from neurocompile import api
+    from neurocompile.targets.artifact import Artifact, is_artifact, load_artifact
+    from neurocompile.targets.registry import get_backend
+    from neurocompile.errors import BackendError
 
     try:
         backend = get_backend(neurocompile_target)

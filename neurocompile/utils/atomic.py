@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import NeuroCompileError
+from neurocompile.errors import NeuroCompileError
 
 
 @contextlib.contextmanager

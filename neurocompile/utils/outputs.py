@@ -26,14 +26,14 @@ import os
 import zipfile
 from pathlib import Path
 
-from ..errors import NeuroCompileError
+from neurocompile.errors import NeuroCompileError
 
 #: marker array in every outputs ``.npz`` that ``run`` writes
 NPZ_MARKER = "neurocompile_format"
 
 #: kinds of directory output -> (marker file, expected ``format`` value)
 DIR_KINDS = {
-    "artifact": ("manifest.json", "neurocompile.artifact"),
+    "artifact": ("manifest.json", "neurocompile.targets.artifact"),
     "report": ("report.json", "neurocompile.report"),
     "data": ("neurocompile-data.json", "neurocompile.data"),
     "ir-dump": ("neurocompile-ir.json", "neurocompile.ir-dump"),

@@ -1,4 +1,4 @@
 """Run one model on several targets, find where they diverge, and report (``neurocompile validate``)."""
-from .session import validate
+from neurocompile.validate.session import validate
 
 __all__ = ["validate"]

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..artifact import Artifact
-from .traces import Trace, neuron_groups
+from neurocompile.targets.artifact import Artifact
+from neurocompile.validate.traces import Trace, neuron_groups
 
 V_LIMIT = (1 << 23) - 1
 U_LIMIT = 1 << 23

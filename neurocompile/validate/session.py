@@ -12,13 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..artifact import Artifact, is_artifact, load_artifact
-from ..errors import NeuroCompileError
-from ..utils.outputs import claim_output
-from .compare import first_mismatch, float_vs_quantized
-from .diagnostics import loihi2_diagnostics
-from .metrics import run_metrics
-from .traces import flat_input, run_target
+from neurocompile.targets.artifact import Artifact, is_artifact, load_artifact
+from neurocompile.errors import NeuroCompileError
+from neurocompile.utils.outputs import claim_output
+from neurocompile.validate.compare import first_mismatch, float_vs_quantized
+from neurocompile.validate.diagnostics import loihi2_diagnostics
+from neurocompile.validate.metrics import run_metrics
+from neurocompile.validate.traces import flat_input, run_target
 
 CHIP_OF = {"emulator": "loihi2", "lava": "loihi2", "loihi2": "loihi2", "loihi2-hw": "loihi2",
            "spinnaker": "spinnaker", "spinnaker-board": "spinnaker"}
@@ -47,7 +47,7 @@ def validate(model, x, targets=("float", "emulator"), *, labels=None, report_dir
         artifacts[CHIP_OF.get(artifact.target, artifact.target)] = artifact
     for fam in families:
         if fam not in artifacts:
-            from ..api import compile as do_compile
+            from neurocompile.api import compile as do_compile
 
             source = model if artifact is None else artifact.graph
             log(f"compiling for {fam}")
@@ -85,7 +85,7 @@ def validate(model, x, targets=("float", "emulator"), *, labels=None, report_dir
     if labels is not None:
         labels = np.asarray(labels).ravel()
         acc = {}
-        from ..readout import predict
+        from neurocompile.ir.readout import predict
 
         for t, tr in traces.items():
             pred = predict(main.graph, next(iter(tr.outputs.values())))
@@ -94,7 +94,7 @@ def validate(model, x, targets=("float", "emulator"), *, labels=None, report_dir
             acc[t] = float((pred == labels).mean())
         report["accuracy"] = acc
     if report_dir is not None:
-        from .report import write_report
+        from neurocompile.validate.report import write_report
 
         report["files"] = write_report(report_dir, report, traces, main, force=force, inputs=protected)
     return report

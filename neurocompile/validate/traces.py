@@ -9,9 +9,9 @@ import dataclasses
 
 import numpy as np
 
-from ..artifact import Artifact
-from ..compiler import nodes as N
-from ..emulator import reference
+from neurocompile.targets.artifact import Artifact
+from neurocompile.ir import nodes as N
+from neurocompile.ir import interpreter as reference
 
 
 @dataclasses.dataclass
@@ -39,7 +39,7 @@ def state_var(artifact: Artifact, name: str) -> str:
 def graph_input(artifact: Artifact, x) -> np.ndarray:
     """The input as (T, B, *shape) of the lowered graph's Input (flat, or (C, H, W) where a
     convolution was kept), accepting the model's original sample shape."""
-    from ..emulator.reference.executor import normalize_input
+    from neurocompile.ir.interpreter import normalize_input
 
     graph = artifact.graph
     shapes = graph.infer_shapes()
@@ -67,7 +67,7 @@ def _flat(arr):
 def run_target(artifact: Artifact, target: str, x: np.ndarray) -> Trace:
     import time
 
-    from ..backends.registry import get_backend
+    from neurocompile.targets.registry import get_backend
 
     groups = neuron_groups(artifact)
     t0 = time.perf_counter()
@@ -87,7 +87,7 @@ def run_target(artifact: Artifact, target: str, x: np.ndarray) -> Trace:
         if runner == "board":
             ok, why = backend.chip_status()
             if not ok:
-                from ..errors import BackendError
+                from neurocompile.errors import BackendError
 
                 raise BackendError(why)
         res = backend.run(artifact, x, probes=probes, record_spikes=True, runner=runner)
@@ -96,7 +96,7 @@ def run_target(artifact: Artifact, target: str, x: np.ndarray) -> Trace:
         raw = {n: {"spikes": aligned[n]["spikes"].astype(np.int64)} for n in groups}
         return Trace(target, True, aligned, res.outputs, raw=raw, steps=int(np.shape(x)[0]),
                      wall_s=time.perf_counter() - t0)
-    from ..backends.loihi2 import aligned_result
+    from neurocompile.targets.loihi2.target import aligned_result
 
     raw, T = backend.run_raw(artifact, x)
     probes = [f"{n}.{state_var(artifact, n)}" for n in groups]

@@ -1,6 +1,0 @@
-"""Run a :class:`~neurocompile.emulator.loihi_program.LoihiProgram` in Lava.
-
-``run_program`` is executed by the (separate) Lava interpreter; ``host``
-is the main-interpreter side that starts it.  Nothing here imports Lava at
-package import time.
-"""

@@ -1,5 +1,0 @@
-"""SpiNNaker target (sPyNNaker 7.x): compile to PyNN populations and projections with the chip's
-fixed-point words; run on the bit-accurate emulator (default) or on a configured board."""
-from .backend import SpiNNakerBackend
-
-__all__ = ["SpiNNakerBackend"]

@@ -1,1 +1,0 @@
-"""Partitioning passes: placing neuron groups onto cores and chips, with resource reports."""

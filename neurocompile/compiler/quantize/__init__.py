@@ -1,1 +1,0 @@
-"""Quantization passes: from float parameters to a target's fixed-point formats."""

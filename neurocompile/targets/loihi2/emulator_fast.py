@@ -1,0 +1,492 @@
+"""Fast, bit-exact event-driven kernel for Lava's ``fixed_pt`` LIF + Dense.
+
+Same semantics and result layout as :func:`neurocompile.targets.loihi2.emulator.run`
+(the numpy reference, itself bit-exact against Lava); see the docstrings of
+:class:`~neurocompile.targets.loihi2.program.LoihiLIF` and
+:class:`~neurocompile.targets.loihi2.program.LoihiDense` for the equations.
+
+How it is fast
+--------------
+* The whole simulation (all steps, all groups, all Dense) runs inside one
+  numba-compiled function (``nogil``).  Batch elements are independent runs:
+  a batch is cut into slices that a small pool of Python threads hands to
+  the kernel (one thread per CPU by default).  Plain threads instead of
+  numba's ``parallel=True``: with OpenMP/workqueue a batch-1 run took 15x
+  longer whenever another process kept one of the two cores busy (barrier
+  waits), while slices pulled from a queue degrade gracefully.
+* Synaptic accumulation is event driven: for every source neuron that
+  spiked, its row of effective weights (stored transposed, ``int16``,
+  ``(src, dst)``) is added into the destination accumulators, so the cost is
+  spikes x fan-out instead of ``src x dst``.
+* ``weight_exp >= 0``: ``wrap32(sum(w) << e)`` equals the int32 (mod 2**32)
+  sum of ``w << e``, so the weights are pre-shifted (|w << 7| <= 2**15 still
+  fits int16) and added straight into the destination's int32 input buffer,
+  whose wrapping adds reproduce the int32 sum of all Dense into one LIF.
+  ``weight_exp < 0`` needs the exact sum before the floor shift: those Dense
+  accumulate into a scratch buffer (int32, or int64 if a fan-in could
+  overflow int32), then add ``wrap32(acc >> -e)`` to the input buffer.
+* The LIF update is fused (read + clear input, u/v update, wraps, clip,
+  threshold, reset, record) per neuron.  Outputs are written straight into
+  per-group contiguous arrays; ``u``/``v`` are not computed into memory when
+  ``probes`` is false.
+
+Scope: LIF groups, plain Dense connections, binary input (what
+``LoihiProgram`` format version 1 expresses).  Programs using extensions
+(sigma-delta, Conv, delays, sparse or graded connections, graded input) are
+refused with NotImplementedError; see :func:`unsupported_features`.
+
+numba is optional: :func:`available` tells whether it imports;
+:func:`run_best` uses this kernel when it can (numba present, program in
+scope) and the numpy reference otherwise.  Compiled code is cached on disk
+(``cache=True``, in ``__pycache__`` or ``$NUMBA_CACHE_DIR``), so only the
+very first call on a machine pays the JIT compile (about 2 s);
+:func:`warmup` triggers (and times) it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Dict, List, Optional, Union
+
+import numpy as np
+
+from neurocompile.targets.loihi2.emulator import _as_batched_input
+from neurocompile.targets.loihi2.program import INPUT, LoihiDense, LoihiLIF, LoihiProgram
+
+try:  # numba is an optional dependency
+    import numba as _numba
+    from numba import njit as _njit
+except Exception:  # pragma: no cover - exercised when numba is absent
+    _numba = None
+
+THREADS_ENV = "NEUROCOMPILE_THREADS"
+
+
+def available() -> bool:
+    """True if numba imports, i.e. the fast kernel can run."""
+    return _numba is not None
+
+
+def unsupported_features(program: LoihiProgram) -> List[str]:
+    """Features of ``program`` this kernel does not implement (sorted).
+
+    The kernel covers LIF groups, plain Dense connections and binary input
+    (format-version-1 programs).  Anything else (sigma-delta groups, Conv,
+    delays, sparse or graded connections, graded input) is listed here,
+    using the names of ``LoihiProgram.extensions()`` when it exists.
+    """
+    feats = set()
+    ext = getattr(program, "extensions", None)
+    if callable(ext):
+        feats.update(ext())
+    if int(getattr(program, "input_message_bits", 0) or 0):
+        feats.add("graded_input")
+    for n in program.neurons:
+        if type(n) is not LoihiLIF:
+            feats.add(f"group type {type(n).__name__}")
+    for c in program.synapses:
+        if type(c) is not LoihiDense:
+            feats.add(f"connection type {type(c).__name__}")
+            continue
+        if getattr(c, "delays", None) is not None:
+            feats.add("delays")
+        if getattr(c, "sparse", False):
+            feats.add("sparse")
+        if int(getattr(c, "num_message_bits", 0) or 0):
+            feats.add("graded_synapses")
+    return sorted(feats)
+
+
+def supports(program: LoihiProgram) -> bool:
+    """True if numba is available and ``program`` needs no extension."""
+    return available() and not unsupported_features(program)
+
+
+def default_threads() -> int:
+    """``$NEUROCOMPILE_THREADS`` if set, else the CPUs this process may use."""
+    env = os.environ.get(THREADS_ENV)
+    if env:
+        return max(1, int(env))
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+_POOLS: Dict[int, ThreadPoolExecutor] = {}
+_POOLS_LOCK = threading.Lock()
+
+
+def _pool(n: int) -> ThreadPoolExecutor:
+    """A process-wide pool of ``n`` worker threads (created once)."""
+    with _POOLS_LOCK:
+        if n not in _POOLS:
+            _POOLS[n] = ThreadPoolExecutor(
+                n, thread_name_prefix="neurocompile-loihi-fast")
+        return _POOLS[n]
+
+
+# ------------------------------------------------------------ the kernel
+if _numba is not None:
+
+    @_njit(cache=True, inline="always")
+    def _w32(x):
+        """int64 -> int64 with int32 two's complement wrap."""
+        return ((x + 2147483648) & 4294967295) - 2147483648
+
+    @_njit(cache=True, inline="always")
+    def _trunc12(p):
+        """p / 4096 rounded toward zero (p int64), branch-free."""
+        return (p + ((p >> 63) & 4095)) >> 12
+
+    @_njit(cache=True, nogil=True)
+    def _prep_weights(w, mode, k, e, out):
+        """Effective weights of a Dense, transposed, into ``out``.
+
+        ``w``: raw (dst, src) int64; ``mode`` 0 mixed, 1 excitatory,
+        2 inhibitory; ``k`` = 8 - num_weight_bits; ``e`` = weight_exp if
+        >= 0 else 0.  Writes ``out[j * dst + i] = w_eff[i, j] << e`` (int16),
+        the same values as ``LoihiDense.effective_weights``.
+        """
+        n_dst, n_src = w.shape
+        # clip range, dropped bits and sign (inhibitory: on -w) per mode
+        if mode == 0:
+            lo, hi, kk, sg = -256, 255, k + 1, 1
+        elif mode == 1:
+            lo, hi, kk, sg = 0, 255, k, 1
+        else:
+            lo, hi, kk, sg = -255, 0, k, -1
+        # tiled: compute a 64 x 64 tile from contiguous rows (vectorizes),
+        # then write it transposed as contiguous output rows
+        blk = 64
+        tile = np.empty((blk, blk), np.int16)
+        for i0 in range(0, n_dst, blk):
+            ni = min(blk, n_dst - i0)
+            for j0 in range(0, n_src, blk):
+                nj = min(blk, n_src - j0)
+                for i in range(ni):
+                    wi = w[i0 + i, j0:j0 + nj]
+                    ti = tile[i]
+                    for j in range(nj):
+                        m = min(max(wi[j], lo), hi) * sg
+                        ti[j] = (((m >> kk) << kk) * sg) << e
+                for j in range(nj):
+                    a = (j0 + j) * n_dst + i0
+                    oj = out[a:a + ni]
+                    for i in range(ni):
+                        oj[i] = tile[i, j]
+
+    @_njit(cache=True, nogil=True)
+    def _kernel(x, b_lo, b_hi, g_off, g_keep_u, g_keep_v, g_vth, bias,
+                d_src, d_dst_off, d_dst_n, d_rshift, d_woff, w_all,
+                acc_proto, s_base, p_base, out_s, out_u, out_v):
+        """Simulate all steps for some batch elements (see module doc).
+
+        x: (T, B, n_in) uint8 input spikes (nonzero = spike); only batch
+        elements b_lo <= b < b_hi are simulated (threads take slices).
+        g_off: (G+1,) group offsets into the global neuron index.
+        g_keep_u/g_keep_v/g_vth: per group 4096-(du+1), 4096-dv, vth<<6.
+        bias: (N,) effective bias per neuron.
+        d_src: (D,) source group or -1 for the input; d_dst_off/d_dst_n:
+        destination global offset and size; d_rshift: -1 for weight_exp >= 0
+        (pre-shifted weights, direct add) else -weight_exp; d_woff: offset of
+        the (src, dst) row-major int16 block in w_all.
+        acc_proto: scratch prototype (length >= max dst size), its dtype is
+        the exact accumulator type for weight_exp < 0.
+        s_base/p_base: per group flat offsets of its (T, B, size) block in
+        out_s / out_u, out_v (p_base -1: not recorded).
+        """
+        n_steps, batch, n_in = x.shape
+        n_groups = g_off.shape[0] - 1
+        n_total = g_off[n_groups]
+        n_dense = d_src.shape[0]
+        for b in range(b_lo, b_hi):
+            u = np.zeros(n_total, np.int64)
+            v = np.zeros(n_total, np.int64)
+            inbuf = np.zeros(n_total, np.int32)
+            spk = np.empty(n_total, np.int32)
+            gsp = np.zeros(n_groups + 1, np.int64)
+            in_idx = np.empty(n_in, np.int32)
+            acc_all = np.empty_like(acc_proto)
+            for t in range(n_steps):
+                tb = t * batch + b
+                nspk = 0
+                # ---- fused LIF update of every group.  Slices (not offset
+                # indexing) let LLVM drop numba's negative-index handling
+                # and vectorize.
+                for g in range(n_groups):
+                    o0 = g_off[g]
+                    n = g_off[g + 1] - o0
+                    ku = g_keep_u[g]
+                    kv = g_keep_v[g]
+                    th = g_vth[g]
+                    ug = u[o0:o0 + n]
+                    vg = v[o0:o0 + n]
+                    ig = inbuf[o0:o0 + n]
+                    bg = bias[o0:o0 + n]
+                    sb = s_base[g] + tb * n
+                    sg = out_s[sb:sb + n]
+                    for i in range(n):  # branch-free (selects, no jumps)
+                        act = _w32(np.int64(ig[i]) << 6)
+                        ig[i] = 0
+                        d = _w32(_trunc12(ug[i] * ku) + act)
+                        d = d - 16777216 if d > 8388608 else (
+                            d + 16777216 if d <= -8388608 else d)
+                        vv = _w32(_trunc12(vg[i] * kv) + d + bg[i])
+                        vv = min(max(vv, -8388607), 8388607)
+                        fire = vv > th
+                        ug[i] = d
+                        vg[i] = 0 if fire else vv
+                        sg[i] = fire
+                    pb = p_base[g]
+                    if pb >= 0:
+                        pbt = pb + tb * n
+                        pu = out_u[pbt:pbt + n]
+                        pv = out_v[pbt:pbt + n]
+                        for i in range(n):
+                            pu[i] = ug[i]
+                            pv[i] = vg[i]
+                    gsp[g] = nspk
+                    for i in range(n):  # branch-free compaction
+                        spk[nspk] = i
+                        nspk += sg[i]
+                gsp[n_groups] = nspk
+                if t == n_steps - 1:
+                    break  # Dense outputs of the last step are never read
+                # ---- input spike list of step t
+                nin = 0
+                xt = x[t, b]
+                for j in range(n_in):
+                    in_idx[nin] = j
+                    nin += xt[j] != 0
+                # ---- event-driven Dense: buffers delivered at step t + 1
+                for di in range(n_dense):
+                    src = d_src[di]
+                    if src < 0:
+                        lst = in_idx[0:nin]
+                    else:
+                        lst = spk[gsp[src]:gsp[src + 1]]
+                    if lst.shape[0] == 0:
+                        continue
+                    dn = d_dst_n[di]
+                    do = d_dst_off[di]
+                    wo = d_woff[di]
+                    sh = d_rshift[di]
+                    dst = inbuf[do:do + dn]
+                    if sh < 0:
+                        # pre-shifted weights, wrapping int32 adds
+                        for q in range(lst.shape[0]):
+                            row = wo + np.int64(lst[q]) * dn
+                            wr = w_all[row:row + dn]
+                            for k in range(dn):
+                                dst[k] += wr[k]
+                    else:
+                        acc = acc_all[0:dn]
+                        for k in range(dn):
+                            acc[k] = 0
+                        for q in range(lst.shape[0]):
+                            row = wo + np.int64(lst[q]) * dn
+                            wr = w_all[row:row + dn]
+                            for k in range(dn):
+                                acc[k] += wr[k]
+                        for k in range(dn):
+                            dst[k] += _w32(np.int64(acc[k]) >> sh)
+
+
+# ------------------------------------------------------------ preparation
+class FastPlan:
+    """A program flattened for the kernel (validated once, reusable).
+
+    Build with :func:`prepare`; run with :meth:`run`, which takes the same
+    ``spikes_in`` as :func:`neurocompile.targets.loihi2.emulator.run`.  The plan
+    copies what it needs: later edits of the program do not affect it.
+    """
+
+    def __init__(self, program: LoihiProgram):
+        if not available():
+            raise RuntimeError("numba is not installed: the fast Loihi "
+                               "kernel is unavailable (use loihi.run or "
+                               "run_best)")
+        program.validate()
+        missing = unsupported_features(program)
+        if missing:
+            raise NotImplementedError(
+                "the fast Loihi kernel covers LIF + plain Dense with binary "
+                "input only; this program uses: " + ", ".join(missing)
+                + " (use loihi.run or run_best)")
+        lifs = program.neurons
+        self.names: List[str] = [n.name for n in lifs]
+        self.sizes = [int(n.size) for n in lifs]
+        self.probe = [bool(n.probe) for n in lifs]
+        self.n_inputs = int(program.n_inputs)
+        self.program = program
+        gidx = {n.name: i for i, n in enumerate(lifs)}
+        g_off = np.zeros(len(lifs) + 1, np.int64)
+        g_off[1:] = np.cumsum(self.sizes)
+        self.g_off = g_off
+        self.g_keep_u = np.array([4096 - (int(n.du) + 1) for n in lifs],
+                                 np.int64)
+        self.g_keep_v = np.array([4096 - int(n.dv) for n in lifs], np.int64)
+        self.g_vth = np.array([int(n.vth) << LoihiLIF.VTH_SHIFT
+                               for n in lifs], np.int64)
+        self.bias = (np.concatenate([n.effective_bias() for n in lifs])
+                     .astype(np.int64) if lifs else np.zeros(0, np.int64))
+        d_src, d_dst_off, d_dst_n, d_rshift, d_woff = [], [], [], [], []
+        woff = 0
+        wide = False
+        modes = {"mixed": 0, "excitatory": 1, "inhibitory": 2}
+        self.w_all = np.empty(sum(int(np.size(s.weights))
+                                  for s in program.synapses), np.int16)
+        for s in program.synapses:
+            w = np.asarray(s.weights, dtype=np.int64)  # (dst, src)
+            e = int(s.weight_exp)
+            if e >= 0:
+                d_rshift.append(-1)             # pre-shift: |w << 7| <= 2**15
+            else:
+                d_rshift.append(-e)
+                # exact accumulator: |sum| <= 256 * fan-in
+                if 256 * w.shape[1] >= (1 << 31):
+                    wide = True
+            if w.size:
+                _prep_weights(w, modes[s.sign_mode()],
+                              LoihiDense.WEIGHT_BITS - int(s.num_weight_bits),
+                              max(e, 0), self.w_all[woff:woff + w.size])
+            d_src.append(-1 if s.src == INPUT else gidx[s.src])
+            dg = gidx[s.dst]
+            d_dst_off.append(int(g_off[dg]))
+            d_dst_n.append(self.sizes[dg])
+            d_woff.append(woff)
+            woff += w.size
+        self.d_src = np.array(d_src, np.int64)
+        self.d_dst_off = np.array(d_dst_off, np.int64)
+        self.d_dst_n = np.array(d_dst_n, np.int64)
+        self.d_rshift = np.array(d_rshift, np.int64)
+        self.d_woff = np.array(d_woff, np.int64)
+        self.acc_proto = np.zeros(max(self.sizes, default=0),
+                                  np.int64 if wide else np.int32)
+
+    # --------------------------------------------------------------
+    def _input(self, spikes_in) -> np.ndarray:
+        """(T, n) or (T, B, n) int/bool -> C-contiguous (T, B, n) uint8 (checked as the
+        reference emulator checks it; the fast path only takes binary input)."""
+        x = _as_batched_input(self.program, spikes_in)
+        return np.ascontiguousarray(x).view(np.uint8)
+
+    def run(self, spikes_in, probes: bool = True,
+            threads: Optional[int] = None) -> Dict:
+        """Simulate; same result dict as ``loihi.run`` (see there).
+
+        ``threads`` (default :func:`default_threads`) caps the threads the
+        batch is spread over; batch 1 always runs in the calling thread.
+        """
+        if not available():
+            raise RuntimeError("numba is not installed: the fast Loihi "
+                               "kernel is unavailable (use loihi.run or "
+                               "run_best)")
+        x = self._input(spikes_in)
+        n_steps, batch = x.shape[0], x.shape[1]
+        tb = n_steps * batch
+        s_base = np.zeros(len(self.sizes), np.int64)
+        p_base = np.full(len(self.sizes), -1, np.int64)
+        s_tot = p_tot = 0
+        for g, size in enumerate(self.sizes):
+            s_base[g] = s_tot
+            s_tot += tb * size
+            if probes and self.probe[g]:
+                p_base[g] = p_tot
+                p_tot += tb * size
+        out_s = np.empty(s_tot, np.uint8)
+        out_u = np.empty(p_tot, np.int64)
+        out_v = np.empty(p_tot, np.int64)
+        args = (self.g_off, self.g_keep_u, self.g_keep_v, self.g_vth,
+                self.bias, self.d_src, self.d_dst_off, self.d_dst_n,
+                self.d_rshift, self.d_woff, self.w_all, self.acc_proto,
+                s_base, p_base, out_s, out_u, out_v)
+        n_thr = min(batch, default_threads() if threads is None
+                    else max(1, int(threads)))
+        if self.sizes and n_thr <= 1:
+            _kernel(x, 0, batch, *args)
+        elif self.sizes:
+            # a few slices per thread, pulled from the pool's queue: a
+            # thread that is slowed down (busy core) simply takes fewer
+            cuts = np.linspace(0, batch, min(batch, 4 * n_thr) + 1)
+            cuts = np.unique(cuts.astype(np.int64))
+            pool = _pool(n_thr)
+            futures = [pool.submit(_kernel, x, int(lo), int(hi), *args)
+                       for lo, hi in zip(cuts[:-1], cuts[1:])]
+            for f in futures:
+                f.result()
+        out: Dict = {"n_steps": n_steps}
+        for g, (name, size) in enumerate(zip(self.names, self.sizes)):
+            shape = (n_steps, batch, size)
+            a = s_base[g]
+            rec = {"spikes": out_s[a:a + tb * size].reshape(shape)}
+            if p_base[g] >= 0:
+                a = p_base[g]
+                rec["u"] = out_u[a:a + tb * size].reshape(shape)
+                rec["v"] = out_v[a:a + tb * size].reshape(shape)
+            out[name] = rec
+        return out
+
+
+def prepare(program: LoihiProgram) -> FastPlan:
+    """Validate and flatten ``program`` once for repeated fast runs."""
+    return FastPlan(program)
+
+
+def run(program: Union[LoihiProgram, FastPlan], spikes_in,
+        probes: bool = True, threads: Optional[int] = None) -> Dict:
+    """Bit-exact fast equivalent of :func:`neurocompile.targets.loihi2.emulator.run`.
+
+    ``program`` may be a :class:`LoihiProgram` (validated and flattened on
+    every call) or a :class:`FastPlan` from :func:`prepare`.  Returns
+    ``{"n_steps": T, lif_name: {"spikes": (T, B, size) uint8, "u", "v":
+    (T, B, size) int64}}`` exactly as the reference (``u``/``v`` only when
+    ``probes`` and the group's ``probe`` flag are set).  Each group's arrays
+    are C-contiguous views of one buffer per kind.  ``threads``: see
+    :meth:`FastPlan.run`.  Raises RuntimeError if numba is unavailable and
+    NotImplementedError if the program uses a feature the kernel does not
+    cover (see :func:`unsupported_features`).
+    """
+    if not available():
+        raise RuntimeError("numba is not installed: the fast Loihi kernel is "
+                           "unavailable (use loihi.run or run_best)")
+    plan = program if isinstance(program, FastPlan) else FastPlan(program)
+    return plan.run(spikes_in, probes=probes, threads=threads)
+
+
+def run_best(program: LoihiProgram, spikes_in, probes: bool = True) -> Dict:
+    """The fast kernel when it can run ``program`` (numba importable, no
+    unsupported feature), else the numpy reference; same results."""
+    if supports(program):
+        return run(program, spikes_in, probes=probes)
+    from neurocompile.targets.loihi2 import emulator as loihi
+    return loihi.run(program, spikes_in, probes=probes)
+
+
+def warmup() -> float:
+    """Compile (or load from the on-disk cache) the kernel; seconds taken.
+
+    Returns 0.0 if numba is unavailable.  Runs a tiny program covering both
+    Dense paths (weight_exp >= 0 and < 0) and probes on and off.
+    """
+    if not available():
+        return 0.0
+    t0 = time.perf_counter()
+    prog = LoihiProgram(2, [LoihiLIF("a", 2, du=0, dv=0, vth=0,
+                                     bias_mant=np.zeros(2, np.int64))],
+                        [LoihiDense("p", INPUT, "a", np.ones((2, 2), int)),
+                         LoihiDense("n", "a", "a", np.ones((2, 2), int),
+                                    weight_exp=-1)])
+    x = np.ones((3, 2, 2), np.uint8)
+    run(prog, x, probes=True)
+    run(prog, x, probes=False)
+    return time.perf_counter() - t0
+
+
+__all__ = ["available", "supports", "unsupported_features",
+           "default_threads", "prepare", "FastPlan", "run", "run_best",
+           "warmup", "THREADS_ENV"]

@@ -1,0 +1,278 @@
+"""Loihi 2: quantize to the chip's integer formats, map onto neuro-cores, run bit-accurately.
+
+Lowering (one named pass a line)::
+
+    remove-identity -> set-time-step -> fuse-pool-conv -> dense-form -> quantize-loihi2 -> partition-loihi2
+
+Runners: the bit-accurate emulator (default, ``neurocompile.targets.loihi2.emulator``) and Lava's
+``fixed_pt`` CPU models in their own Python 3.10 process (``--on lava``).
+
+Time alignment: every Dense hop on Loihi adds one step, so a group ``k`` hops from the input
+answers ``k`` steps later than in the float graph. Runs last ``T + latency`` steps (input padded
+with zeros) and outputs and probes are shifted back, so ``output[t]`` lines up with the float
+reference's step ``t``. The latency of every group is in the artifact's report.
+
+Inputs: spiking programs take 0/1 spikes. Sigma-delta programs take the float input; the host
+quantizes it and delta-encodes it into graded messages (``payload["io"]``, see
+:mod:`neurocompile.targets.loihi2.sigma_delta`), and their outputs are the messages divided
+by each group's message unit (summed over time they decode the value).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from neurocompile.ir import nodes as N
+from neurocompile.ir.graph import Graph
+from neurocompile.ir.latency import latencies
+from neurocompile.targets.loihi2.partition import PartitionLoihi2
+from neurocompile.passes import NORMALIZE, PassContext
+from neurocompile.passes.dense_form import DenseForm
+from neurocompile.passes.fuse_pool_conv import FusePoolIntoConv
+from neurocompile.targets.loihi2.quantize import QuantizeLoihi2
+from neurocompile.targets.loihi2.conv import conv_fits
+from neurocompile.ir.interpreter import RunResult
+from neurocompile.ir.interpreter import normalize_input, split_probe
+from neurocompile.errors import NeuroCompileError
+from neurocompile.utils.atomic import write_json
+from neurocompile.targets.base import Backend
+
+PAYLOAD_DIR = "loihi2"
+
+
+class Loihi2Backend(Backend):
+    chip_target = True   # `--on loihi2` means the chip; `targets` shows whether it is reachable
+    name = "loihi2"
+    description = "Intel Loihi 2: quantized to its fixed-point formats, runs on the bit-accurate emulator (or --on lava)"
+
+    def pipeline(self, options):
+        return [*NORMALIZE, FusePoolIntoConv(), DenseForm(keep_conv=True, conv_fits=conv_fits),
+                QuantizeLoihi2(), PartitionLoihi2()]
+
+    def lower(self, graph: Graph, ctx: PassContext):
+        program, layers = ctx.products["loihi2"]
+        lat = latencies(graph)
+        scales = {name: lq.scale for name, lq in layers.items()}
+        ctx.report["latency"] = {n: lat[n] for n in scales}
+        res = ctx.report["resources"]
+        ctx.report["summary"] = [
+            f"loihi2: {res['neurons']} neurons, {res['synapses']} synapses on {res['cores']} core(s) "
+            f"of {res['chips']} chip(s) (limits: {res['limits']['neurons_per_core']} neurons and "
+            f"{res['limits']['synapses_per_core']} synapses a core, {res['limits']['cores_per_chip']} cores a chip)"
+        ] + [f"  {name:<14} vth={q['vth']:<6} du={q['du']:<5} dv={q['dv']:<5} latency={lat[name]}"
+             for name, q in ctx.report["quantization"].items() if "du" in q] \
+          + [f"  {name:<14} sigma-delta vth={q['vth']:<6} state_exp={q['state_exp']} latency={lat[name]}"
+             for name, q in ctx.report["quantization"].items() if q.get("kind") == "sigma_delta"]
+        return {"program": program, "scales": scales, "io": ctx.products.get("loihi2_io", {"encoding": "spikes"})}
+
+    def save_payload(self, payload, directory: Path) -> None:
+        payload["program"].save(directory / PAYLOAD_DIR / "program")
+        from neurocompile.utils.atomic import write_npz
+
+        write_npz(directory / PAYLOAD_DIR / "scales.npz", payload["scales"])
+        write_json(directory / PAYLOAD_DIR / "io.json", payload.get("io", {"encoding": "spikes"}))
+
+    def load_payload(self, directory: Path):
+        from neurocompile.targets.loihi2.program import LoihiProgram
+        from neurocompile.utils.atomic import load_npz
+
+        path = directory / PAYLOAD_DIR
+        if not path.is_dir():
+            raise NeuroCompileError("artifact has no loihi2/ payload", file=str(directory))
+        io = json.loads((path / "io.json").read_text()) if (path / "io.json").is_file() else {"encoding": "spikes"}
+        return {"program": LoihiProgram.load(path / "program"), "scales": load_npz(path / "scales.npz"), "io": io}
+
+    # -- running ------------------------------------------------------------------------------
+    def execute(self, program, spikes: np.ndarray) -> dict:
+        """Run the integer program; spikes (T, B, n_in) bool. Returns {group: {spikes,u,v}}.
+
+        The compiled event-driven kernel (numba) when installed and the program uses only what it
+        covers, else the numpy reference; both are bit-exact (tests/test_loihi_fast.py)."""
+        from neurocompile.targets.loihi2 import emulator_fast as loihi_fast
+
+        return loihi_fast.run_best(program, spikes)
+
+    def spikes_in(self, artifact, x) -> np.ndarray:
+        """The program's input, (T, B, n_in), accepting the model's original input shape: 0/1
+        spikes, or for sigma-delta programs the graded messages the host sends (int64)."""
+        graph = artifact.graph
+        shapes = graph.infer_shapes()
+        (inp,) = graph.inputs
+        in_shape = tuple(graph.metadata.get("shapes", {}).get(inp, shapes[inp]))
+        x = np.asarray(x)
+        if x.shape[1:] == in_shape:
+            x = x.reshape(x.shape[:1] + shapes[inp])
+        elif x.shape[2:] == in_shape:
+            x = x.reshape(x.shape[:2] + shapes[inp])
+        xs = normalize_input(graph, {inp: x}, shapes)[inp]
+        xs = xs.reshape(xs.shape[:2] + (-1,))
+        io = (artifact.payload or {}).get("io", {"encoding": "spikes"})
+        if io["encoding"] != "spikes":
+            from neurocompile.targets.loihi2.sigma_delta import encode_input
+
+            return encode_input(io, xs)
+        if not np.all((xs == 0) | (xs == 1)):
+            raise NeuroCompileError("Loihi 2 inputs are spikes: the input must hold only 0 and 1", node=inp)
+        return xs
+
+    def run_raw(self, artifact, x) -> tuple[dict, int]:
+        """Run on the chip's own time base: ``T + latency`` steps, integer state. Returns
+        (``{group: {"spikes", "u", "v"}}``, T)."""
+        xs = self.spikes_in(artifact, x)
+        L = max(latencies(artifact.graph).values())
+        padded = np.concatenate([xs, np.zeros((L,) + xs.shape[1:], dtype=xs.dtype)])
+        if artifact.payload["program"].input_message_bits == 0:
+            padded = padded.astype(bool)
+        return self.execute(artifact.payload["program"], padded), xs.shape[0]
+
+    def run(self, artifact, x, *, probes=(), record_spikes=True, progress=None):
+        raw, T = self.run_raw(artifact, x)
+        if progress:
+            progress(T, T)
+        return aligned_result(artifact, raw, T, probes=probes, record_spikes=record_spikes)
+
+
+def aligned_result(artifact, raw: dict, T: int, probes=(), record_spikes=True) -> RunResult:
+    """Chip-time integer results -> a RunResult on the float graph's time base and units."""
+    graph = artifact.graph
+    shapes = graph.infer_shapes()
+    orig = {n: tuple(s) for n, s in graph.metadata.get("shapes", {}).items()}
+    scales = artifact.payload["scales"]
+    program = artifact.payload["program"]
+    sdn = {n.name: n for n in program.neurons if type(n).__name__ == "LoihiSigmaDelta"}
+    lat = latencies(graph)
+
+    def aligned(name, key):
+        """Float time base and units, in the group's shape in the graph (as the float run gives)."""
+        arr = raw[name][key][lat[name]:lat[name] + T]
+        if name in sdn:  # graded messages in message units, states in state units
+            unit = scales[name] * (1.0 if key == "spikes" else 2.0 ** sdn[name].state_exp)
+            if key == "spikes" and lat[name] > 0:
+                # messages sent before the input arrives (a group's bias acts from chip step 0) are
+                # part of the float graph's first message: their sum is what the float step 0 sends
+                arr = arr.astype(np.int64)
+                arr[0] += raw[name][key][:lat[name]].sum(axis=0)
+            out = arr / unit
+        elif key == "spikes":
+            out = arr.astype(np.float64)
+        else:
+            out = arr / scales[name] if key == "v" else arr.astype(np.float64)
+        return out.reshape(out.shape[:2] + shapes[name]) if name in shapes else out
+
+    B = next(v["spikes"].shape[1] for v in raw.values() if isinstance(v, dict))
+    raw = {k: v for k, v in raw.items() if k in lat or not isinstance(v, dict)}
+    outputs = {}
+    for o in graph.outputs:
+        (src,) = graph.predecessors(o)
+        while isinstance(graph.nodes[src], N.Flatten):  # a shaped group (kept conv) read flat
+            (src,) = graph.predecessors(src)
+        node = graph.nodes[src]
+        val = aligned(src, "spikes" if (node.spiking or node.graded) else "v")
+        outputs[o] = val.reshape((T, B) + orig.get(o, shapes[o]))
+    recorded = {}
+    for p in probes:
+        n, var = split_probe(p, raw)
+        if n not in raw or not isinstance(raw[n], dict):
+            raise NeuroCompileError("probe: no neuron group of this name on Loihi", node=n)
+        if n in sdn:
+            key = {"out": "spikes", "sigma": "sigma", "act": "act", "res": "residue", "residue": "residue",
+                   "e": "error", "error": "error"}.get(var)
+        else:
+            key = {"out": "spikes", "v": "v", "u": "u"}.get(var)
+        if key is None:
+            have = "out, sigma, act, res and error" if n in sdn else "out, v and u"
+            raise NeuroCompileError(f"probe: this Loihi group has {have}, not '{var}'", node=n)
+        recorded[p] = aligned(n, key)
+        recorded[p + ":raw"] = raw[n][key][lat[n]:lat[n] + T]
+    if record_spikes:
+        for n, val in raw.items():
+            if isinstance(val, dict) and "spikes" in val and n in lat:  # graph groups, not helpers
+                recorded.setdefault(f"{n}.out", aligned(n, "spikes"))
+    return RunResult(outputs=outputs, probes=recorded)
+
+
+def _loihi2_chip(self, artifact, x, **kw):
+    """``neurocompile run ARTIFACT --on loihi2``: the chip, through Lava's Loihi2HwCfg."""
+    return Loihi2HardwareBackend().run(artifact, x, **kw)
+
+
+def _loihi2_chip_status(self):
+    return Loihi2HardwareBackend().available()
+
+
+Loihi2Backend.run_on_chip = _loihi2_chip
+Loihi2Backend.chip_status = _loihi2_chip_status
+
+
+class EmulatorBackend(Loihi2Backend):
+    """The default target: Loihi 2 numerics on the bit-accurate emulator."""
+
+    chip_target = False
+    name = "emulator"
+    description = "bit-accurate emulator with Loihi 2 numerics (default; same artifact as loihi2)"
+
+
+class LavaBackend(Loihi2Backend):
+    """Runs Loihi 2 artifacts in Lava (``Loihi2SimCfg(select_tag="fixed_pt")``), a separate
+    Python 3.10 process; found through ``NEUROCOMPILE_LAVA_PYTHON`` or the environment that
+    ``scripts/setup_lava_env.sh`` creates."""
+
+    chip_target = False
+    name = "lava"
+    description = "Lava fixed_pt CPU models of Loihi 2 (bit-accurate; Python 3.10 side process)"
+
+    def available(self):
+        from neurocompile.targets.loihi2.lava.host import find_lava_python
+
+        py = find_lava_python()
+        if py:
+            return True, py
+        return False, "no Lava environment: run scripts/setup_lava_env.sh or set NEUROCOMPILE_LAVA_PYTHON"
+
+    def execute(self, program, spikes):
+        from neurocompile.targets.loihi2.lava.host import run_in_lava
+
+        try:
+            return run_in_lava(program, spikes)
+        except RuntimeError as err:
+            raise NeuroCompileError(f"Lava run failed: {err}") from None
+
+
+class Loihi2HardwareBackend(LavaBackend):
+    """A real Loihi 2 through Lava's ``Loihi2HwCfg``: needs Intel's lava-loihi extension and a
+    Loihi host (INRC cloud through SLURM, or a local Kapoho Point), in the Lava environment."""
+
+    chip_target = False
+    name = "loihi2-hw"
+    description = "Loihi 2 chip through Lava's Loihi2HwCfg (needs lava-loihi on a Loihi host)"
+
+    MISSING = ("the Loihi 2 hardware runtime is not installed: running on a chip needs Intel's "
+               "lava-loihi package (available to INRC members) in the Lava environment, on a Loihi host "
+               "(SLURM partition or a local board). Use --on lava for Lava's bit-accurate CPU models.")
+
+    def available(self):
+        import subprocess
+
+        from neurocompile.targets.loihi2.lava.host import find_lava_python
+
+        py = find_lava_python()
+        if py is None:
+            return False, "no Lava environment (neurocompile setup loihi)"
+        r = subprocess.run([py, "-c", "import lava.utils.loihi as l, sys; sys.exit(0 if l.is_installed() else 1)"],
+                           capture_output=True)
+        return (True, py) if r.returncode == 0 else (False, "lava-loihi not installed")
+
+    def execute(self, program, spikes):
+        ok, why = self.available()
+        if not ok:
+            from neurocompile.errors import BackendError
+
+            raise BackendError(self.MISSING + f" ({why})")
+        from neurocompile.targets.loihi2.lava.host import run_in_lava
+
+        try:
+            return run_in_lava(program, spikes, hardware=True)
+        except RuntimeError as err:
+            raise NeuroCompileError(f"Loihi 2 run failed: {err}") from None

@@ -1,0 +1,240 @@
+"""A SpiNNaker program: PyNN populations, spike sources and projections, with the raw words sPyNNaker
+7.x puts on the chip for them.
+
+It is the common input of the fixed-point emulator (:mod:`.core`), of the PyNN script generator
+and of the real-board runner (``neurocompile.targets.spinnaker``). On disk: ``program.json``
+(scalars, names, the report) and ``program.npz`` (arrays), loaded with ``allow_pickle=False``.
+
+The ring-buffer left shift of each population and synapse type, and the 16-bit weights, are
+predicted with the same rules as sPyNNaker's host code (``PopulationVertex.get_ring_buffer_shifts``
+and ``get_weight_scales``, ``SynapseDynamicsStatic.get_static_synaptic_data``) for projections
+that use a ``FromListConnector`` with one delay each:
+
+* per synapse type, ``max_weight = sum over projections of spikes_per_tick * max|w| * n``, with
+  ``n`` the largest number of connections any one target neuron receives from that projection
+  and ``spikes_per_tick = max(1, spikes_per_second / steps_per_second)`` (30 Hz by default);
+  when the delays of a projection vary sPyNNaker uses a statistical bound instead, which this
+  module does not reproduce (the quantizer never produces such projections);
+* ``shift = ceil(log2(max_weight))`` clamped at 0, plus one when ``2**shift <= max_weight``;
+* a weight becomes ``rint(|w| * 2**(15 - shift)) & 0xFFFF`` (numpy's rint: half to even); on
+  the chip the ring buffer adds these words (saturating at 0xFFFF) and hands ``word << shift`` to
+  the neuron as an accum (``neuron.c`` ``neuron_transfer``).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from neurocompile.utils.atomic import load_npz, write_json, write_npz
+
+FORMAT = "neurocompile.spinnaker_program"
+VERSION = 1
+JSON_NAME = "program.json"
+NPZ_NAME = "program.npz"
+
+#: the raw S1615 parameter words of an ``IF_curr_exp``/``IF_curr_delta`` neuron, in PyNN names
+RAW_FIELDS = ("v", "v_rest", "cm", "tau_m", "i_offset", "v_reset", "tau_refrac", "v_thresh",
+              "tau_syn_E", "tau_syn_I", "isyn_exc", "isyn_inh")
+RECEPTORS = ("excitatory", "inhibitory")
+DEFAULT_SPIKES_PER_SECOND = 30.0   # sPyNNaker's [Simulation] spikes_per_second
+
+
+@dataclasses.dataclass
+class Population:
+    """One PyNN population of ``IF_curr_exp`` (CubaLIF) or ``IF_curr_delta`` (LIF, IF) neurons.
+
+    ``raw`` holds per-neuron raw S1615 words (``RAW_FIELDS``) and ``refract_timer`` the initial
+    refractory count (used to hold a group still until its first step, see the quantizer).
+    ``scale``/``offset`` map the graph's float membrane to the chip's: ``V = offset + scale*v``;
+    ``cur_scale`` maps a CubaLIF's float current: ``I_syn = cur_scale * i``.
+    """
+
+    name: str
+    model: str
+    kind: str
+    size: int
+    latency: int
+    raw: dict[str, np.ndarray]
+    refract_timer: np.ndarray
+    scale: np.ndarray
+    offset: np.ndarray
+    cur_scale: np.ndarray
+    compare: str = "ge"
+
+
+@dataclasses.dataclass
+class Source:
+    """A ``SpikeSourceArray``: ``kind`` is ``"input"`` (the graph's input, step t sent at tick t)
+    or ``"bias"`` (neuron k spikes at every tick from ``first_tick[k]`` on)."""
+
+    name: str
+    kind: str
+    size: int
+    first_tick: list = dataclasses.field(default_factory=list)
+
+
+@dataclasses.dataclass
+class Projection:
+    """A ``FromListConnector`` projection with one receptor and one delay (whole ticks)."""
+
+    name: str
+    pre: str
+    post: str
+    receptor: str
+    delay: int
+    pre_idx: np.ndarray
+    post_idx: np.ndarray
+    weight: np.ndarray          # nA, exactly w_int * 2**(shift - 15)
+    w_int: np.ndarray           # the predicted 16-bit synaptic weights
+
+
+@dataclasses.dataclass
+class Program:
+    timestep_ms: float
+    time_scale_factor: int
+    graph_dt: float | None
+    populations: list[Population]
+    sources: list[Source]
+    projections: list[Projection]
+    shifts: dict[str, list[int]]             # predicted ring-buffer left shifts [exc, inh]
+    outputs: dict[str, str]                  # graph Output node -> population
+    input_name: str
+    report: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    # -- queries ----------------------------------------------------------------------------
+    def population(self, name: str) -> Population:
+        for p in self.populations:
+            if p.name == name:
+                return p
+        raise KeyError(name)
+
+    def source(self, name: str) -> Source:
+        for s in self.sources:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+    def size_of(self, name: str) -> int:
+        for p in self.populations:
+            if p.name == name:
+                return p.size
+        return self.source(name).size
+
+    @property
+    def max_latency(self) -> int:
+        return max((p.latency for p in self.populations), default=0)
+
+    @property
+    def max_delay(self) -> int:
+        return max((pr.delay for pr in self.projections), default=1)
+
+    # -- disk -------------------------------------------------------------------------------
+    def save(self, directory: str | Path) -> None:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        arrays: dict[str, np.ndarray] = {}
+        pops = []
+        for i, p in enumerate(self.populations):
+            for f in RAW_FIELDS:
+                arrays[f"pop{i}.raw.{f}"] = np.asarray(p.raw[f], dtype=np.int64)
+            for f in ("refract_timer", "scale", "offset", "cur_scale"):
+                arrays[f"pop{i}.{f}"] = np.asarray(getattr(p, f))
+            pops.append({"name": p.name, "model": p.model, "kind": p.kind, "size": p.size,
+                         "latency": p.latency, "compare": p.compare})
+        projs = []
+        for i, pr in enumerate(self.projections):
+            for f in ("pre_idx", "post_idx", "weight", "w_int"):
+                arrays[f"proj{i}.{f}"] = np.asarray(getattr(pr, f))
+            projs.append({"name": pr.name, "pre": pr.pre, "post": pr.post, "receptor": pr.receptor,
+                          "delay": pr.delay})
+        doc = {"format": FORMAT, "version": VERSION, "timestep_ms": self.timestep_ms,
+               "time_scale_factor": self.time_scale_factor, "graph_dt": self.graph_dt,
+               "populations": pops, "sources": [dataclasses.asdict(s) for s in self.sources],
+               "projections": projs, "shifts": self.shifts, "outputs": self.outputs,
+               "input_name": self.input_name, "report": _plain(self.report)}
+        write_npz(directory / NPZ_NAME, arrays)
+        write_json(directory / JSON_NAME, doc)
+
+    @classmethod
+    def load(cls, directory: str | Path) -> "Program":
+        directory = Path(directory)
+        doc = json.loads((directory / JSON_NAME).read_text())
+        if doc.get("format") != FORMAT or int(doc.get("version", 0)) > VERSION:
+            raise ValueError(f"{directory / JSON_NAME} is not a SpiNNaker program this version reads")
+        arrays = load_npz(directory / NPZ_NAME)
+        pops = []
+        for i, d in enumerate(doc["populations"]):
+            pops.append(Population(
+                raw={f: arrays[f"pop{i}.raw.{f}"] for f in RAW_FIELDS},
+                refract_timer=arrays[f"pop{i}.refract_timer"], scale=arrays[f"pop{i}.scale"],
+                offset=arrays[f"pop{i}.offset"], cur_scale=arrays[f"pop{i}.cur_scale"], **d))
+        projs = [Projection(pre_idx=arrays[f"proj{i}.pre_idx"], post_idx=arrays[f"proj{i}.post_idx"],
+                            weight=arrays[f"proj{i}.weight"], w_int=arrays[f"proj{i}.w_int"], **d)
+                 for i, d in enumerate(doc["projections"])]
+        return cls(timestep_ms=doc["timestep_ms"], time_scale_factor=doc["time_scale_factor"],
+                   graph_dt=doc["graph_dt"], populations=pops,
+                   sources=[Source(**s) for s in doc["sources"]], projections=projs,
+                   shifts={k: list(v) for k, v in doc["shifts"].items()}, outputs=doc["outputs"],
+                   input_name=doc["input_name"], report=doc.get("report", {}))
+
+
+def _plain(obj):
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return obj
+
+
+# -- sPyNNaker's host-side rules ----------------------------------------------------------------
+def spikes_per_tick(timestep_ms: float, spikes_per_second: float = DEFAULT_SPIKES_PER_SECOND) -> float:
+    return max(1.0, spikes_per_second / (1000.0 / timestep_ms))
+
+
+def shift_for(max_weight: float) -> int:
+    """``get_ring_buffer_shifts``' power rule for one synapse type."""
+    if max_weight <= 0:
+        return 0
+    p = int(math.ceil(max(0.0, math.log2(max_weight))))
+    return p + 1 if 2.0 ** p <= max_weight else p
+
+
+def max_summed_weight(weights: list[tuple[np.ndarray, np.ndarray]], timestep_ms: float) -> float:
+    """Worst-case ring-buffer sum of one synapse type: ``[(abs weights, post indices), ...]`` one
+    entry per projection into it."""
+    total = 0.0
+    for w, post in weights:
+        if len(w) == 0:
+            continue
+        n = int(np.bincount(np.asarray(post, dtype=np.int64)).max())
+        total += spikes_per_tick(timestep_ms) * float(np.max(np.abs(w))) * n
+    return total
+
+
+def weight_words(weight_nA: np.ndarray, shift: int) -> np.ndarray:
+    """The 16-bit synaptic weights sPyNNaker writes for float weights (nA) and a shift."""
+    scaled = np.abs(np.asarray(weight_nA, dtype=np.float64)) * 2.0 ** (15 - shift)
+    return (np.rint(scaled).astype(np.int64) & 0xFFFF).astype(np.int64)
+
+
+def predict_shifts(program_like_projections: list[Projection], populations: list[str],
+                   timestep_ms: float) -> dict[str, list[int]]:
+    """Predicted [excitatory, inhibitory] left shifts of every population."""
+    out = {}
+    for pop in populations:
+        shifts = []
+        for rec in RECEPTORS:
+            ws = [(pr.weight, pr.post_idx) for pr in program_like_projections
+                  if pr.post == pop and pr.receptor == rec]
+            shifts.append(shift_for(max_summed_weight(ws, timestep_ms)))
+        out[pop] = shifts
+    return out

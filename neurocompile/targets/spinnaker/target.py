@@ -1,0 +1,181 @@
+"""The ``spinnaker`` backend: NORMALIZE + DenseForm + QuantizeSpiNNaker, runs on the fixed-point
+emulator of sPyNNaker 7.x (default) or, with ``runner="board"``, on a real machine."""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from neurocompile.passes import NORMALIZE, PassContext, Pipeline
+from neurocompile.passes.dense_form import DenseForm
+from neurocompile.targets.spinnaker.lowering import QuantizeSpiNNaker
+from neurocompile.ir.interpreter import RunResult
+from neurocompile.targets.spinnaker.emulator import run_program
+from neurocompile.targets.spinnaker.program import Program
+from neurocompile.errors import BackendError, NeuroCompileError
+from neurocompile.targets.base import Backend
+from neurocompile.targets.spinnaker import board
+from neurocompile.targets.spinnaker.pynn_script import write_script
+
+PAYLOAD_DIR = "spinnaker"
+
+
+class SpiNNakerBackend(Backend):
+    chip_target = True
+    name = "spinnaker"
+    description = ("SpiNNaker via sPyNNaker 7.x (IF_curr_exp / IF_curr_delta, 1 ms ticks); runs on a "
+                   "bit-accurate emulator of the ARM fixed-point code, or on a board in ~/.spynnaker.cfg")
+
+    def available(self) -> tuple[bool, str]:
+        return True, "the SpiNNaker emulator profile runs here"
+
+    def chip_status(self) -> tuple[bool, str]:
+        """Whether a real board is configured in ~/.spynnaker.cfg (machineName or spalloc)."""
+        return board.board_status()
+
+    def run_on_chip(self, artifact, x, **kw):
+        """``neurocompile run ARTIFACT --on spinnaker``: the board named in ~/.spynnaker.cfg."""
+        ok, why = self.chip_status()
+        if not ok:
+            raise BackendError(why)
+        return self.run(artifact, x, runner="board", **kw)
+
+    def pipeline(self, options: dict) -> list:
+        return list(NORMALIZE) + [DenseForm(), QuantizeSpiNNaker()]
+
+    def lower(self, graph, ctx: PassContext):
+        return ctx.products["spinnaker"]
+
+    # -- payload ----------------------------------------------------------------------------
+    def save_payload(self, payload: Program, directory: Path) -> None:
+        d = Path(directory) / PAYLOAD_DIR
+        payload.save(d)
+        write_script(d)
+
+    def load_payload(self, directory: Path) -> Program:
+        d = Path(directory) / PAYLOAD_DIR
+        try:
+            return Program.load(d)
+        except (OSError, ValueError, KeyError) as err:
+            raise NeuroCompileError(f"cannot read the SpiNNaker program: {err}", file=str(d)) from None
+
+    # -- running ----------------------------------------------------------------------------
+    def _compiled(self, artifact):
+        if isinstance(artifact.payload, Program):
+            return artifact.graph, artifact.payload
+        ctx = PassContext(target=self.name)
+        graph = Pipeline(self.pipeline({}), verify=True).run(artifact.graph, ctx)
+        return graph, ctx.products["spinnaker"]
+
+    def run(self, artifact, x, *, probes=(), record_spikes=True, progress=None, runner: str = "emulator"):
+        graph, program = self._compiled(artifact)
+        xs = spike_input(graph, program, x)
+        T, B, _ = xs.shape
+        wanted = _parse_probes(graph, program, probes, record_spikes)
+        need_v = any(var == "v" for _, var in wanted.values())
+        need_i = any(var == "i" for _, var in wanted.values())
+        n_ticks = T + program.max_latency
+        if runner == "emulator":
+            chip = run_program(program, xs, n_ticks, record_v=need_v, record_i=need_i,
+                               progress=(lambda d, n: progress(min(d, T), T)) if progress else None)
+            spikes, v_raw, i_raw = chip.spikes, chip.v, {
+                n: chip.i_exc[n] - chip.i_inh[n] for n in chip.i_exc}
+        elif runner == "board":
+            if need_i:
+                raise BackendError("sPyNNaker does not record the synaptic current per tick in a "
+                                   "form this runner reads; probe v or spikes on the board")
+            spikes, v_raw = self._board(artifact, program, xs, n_ticks, need_v)
+            i_raw = {}
+        else:
+            raise BackendError(f"unknown SpiNNaker runner '{runner}' (emulator or board)")
+        outputs = {o: _align(spikes[p], program.population(p).latency, T).astype(np.float64)
+                   for o, p in program.outputs.items()}
+        recorded = {}
+        for key, (node, var) in wanted.items():
+            if node == program.input_name:
+                recorded[key] = xs.astype(np.float64)
+                continue
+            pop = program.population(node)
+            if var == "out":
+                recorded[key] = _align(spikes[node], pop.latency, T).astype(np.float64)
+            elif var == "v":
+                raw = _align(v_raw[node], pop.latency, T)
+                recorded[key] = (raw / 32768.0 - pop.offset) / pop.scale
+            else:
+                raw = _align(i_raw[node], pop.latency, T) + pop.raw["i_offset"]
+                recorded[key] = raw / 32768.0 / pop.cur_scale
+        return RunResult(outputs=outputs, probes=recorded)
+
+    def _board(self, artifact, program, xs, n_ticks, need_v):
+        with tempfile.TemporaryDirectory(prefix="nc-spinnaker-prog-") as tmp:
+            d = Path(artifact.path) / PAYLOAD_DIR if artifact.path else Path(tmp)
+            if not (d / "run_pynn.py").is_file():
+                d = Path(tmp)
+                program.save(d)
+                write_script(d)
+            out = board.run_on_board(d, xs, n_ticks + 1, record_v=need_v)
+        spikes = {p.name: out[f"spikes/{p.name}"][:n_ticks].astype(bool) for p in program.populations}
+        v_raw = {}
+        if need_v:
+            for p in program.populations:
+                rec = out[f"v/{p.name}"]          # v at the start of each tick, in mV
+                v_raw[p.name] = np.rint(rec[1:n_ticks + 1] * 32768.0).astype(np.int64)
+        return spikes, v_raw
+
+
+def _align(arr: np.ndarray, latency: int, T: int) -> np.ndarray:
+    """Chip ticks -> graph steps: step t of a population that runs ``latency`` ticks behind."""
+    return arr[latency:latency + T]
+
+
+def spike_input(graph, program: Program, x) -> np.ndarray:
+    """The input as (T, batch, n) 0/1 spikes; accepts the model's original input shape too."""
+    if isinstance(x, dict):
+        if len(x) != 1:
+            raise NeuroCompileError("the SpiNNaker program has one input")
+        x = next(iter(x.values()))
+    x = np.asarray(x, dtype=np.float64)
+    n = program.source(program.input_name).size
+    orig = tuple(graph.metadata.get("shapes", {}).get(program.input_name, (n,)))
+    if x.shape[1:] == orig or x.shape[1:] == (n,):
+        x = x.reshape(x.shape[0], 1, n)
+    elif x.shape[2:] == orig or x.shape[2:] == (n,):
+        x = x.reshape(x.shape[0], x.shape[1], n)
+    else:
+        raise NeuroCompileError(f"input has shape {x.shape}; expected (T, batch, {n}) or "
+                                f"(T, batch, {', '.join(map(str, orig))})", node=program.input_name)
+    if np.any((x != 0) & (x != 1)):
+        raise NeuroCompileError("SpiNNaker inputs are spike trains: every input value must be 0 or 1 "
+                                "(encode graded inputs as spikes first)", node=program.input_name)
+    return x
+
+
+def _parse_probes(graph, program: Program, probes, record_spikes) -> dict[str, tuple[str, str]]:
+    pops = {p.name: p for p in program.populations}
+    wanted = {}
+    for p in probes:
+        node, _, var = p.partition(".")
+        if node not in graph.nodes:  # dotted node names (block.lif): try the longest match
+            for cand in sorted(graph.nodes, key=len, reverse=True):
+                if p == cand or p.startswith(cand + "."):
+                    node, var = cand, p[len(cand) + 1:]
+                    break
+        if node in program.outputs:
+            node, var = program.outputs[node], "out"
+        var = var or "out"
+        if node == program.input_name and var == "out":
+            wanted[p] = (node, var)
+            continue
+        if node not in pops:
+            raise NeuroCompileError("on SpiNNaker only neuron groups, outputs and the input can be "
+                                    "probed (synapse matrices live in the ring buffers)", node=node)
+        if var not in ("out", "v", "i"):
+            raise NeuroCompileError(f"no state variable '{var}' on SpiNNaker (out, v, i)", node=node)
+        if var == "i" and pops[node].model != "IF_curr_exp":
+            raise NeuroCompileError("only CubaLIF groups have a synaptic current 'i'", node=node)
+        wanted[p] = (node, var)
+    if record_spikes:
+        for name in pops:
+            wanted.setdefault(f"{name}.out", (name, "out"))
+    return wanted
