@@ -6,9 +6,11 @@ from typing import Any, Callable
 
 import numpy as np
 
-from neurocompile.targets.artifact import Artifact, is_artifact, load_artifact
 from neurocompile.ir.graph import Graph
 from neurocompile.ir.interpreter import RunResult
+from neurocompile.passes.base import FRONTEND_OPTIONS
+from neurocompile.targets.artifact import Artifact, is_artifact, load_artifact
+from neurocompile.targets.registry import get_target
 
 
 def load_model(source: Any, **options) -> Graph:
@@ -21,17 +23,27 @@ def load_model(source: Any, **options) -> Graph:
 
 def compile(model: Any, target: str = "float", *, log: Callable[[str], None] | None = None,
             dump_ir: str | Path | None = None, **options) -> Artifact:
-    """Lower ``model`` (a Graph or anything ``load_model`` takes) for ``target``."""
-    from neurocompile.targets.registry import get_backend
+    """Lower ``model`` (a Graph or anything ``load_model`` takes) for ``target``.
 
-    graph = model if isinstance(model, Graph) else load_model(model, **_load_options(options))
-    backend = get_backend(target)
-    return backend.compile(graph, options=options, log=log or (lambda m: None), dump_ir=dump_ir)
+    A model read here gets the frontend options the target needs (an ONNX ANN for a chip: zero
+    reset and spike input), unless ``options`` say otherwise."""
+    tgt = get_target(target)
+    graph = model if isinstance(model, Graph) else load_model(model, **model_options(model, target, options))
+    compile_opts = {k: v for k, v in options.items() if k not in FRONTEND_OPTIONS}
+    return tgt.compile(graph, options=compile_opts, log=log or (lambda m: None), dump_ir=dump_ir)
 
 
-def _load_options(options: dict) -> dict:
-    keys = ("dt", "reset", "discretization", "input_shape", "weights", "calibration")
-    return {k: options[k] for k in keys if options.get(k) is not None}
+def model_options(model: Any, target: str, options: dict) -> dict:
+    """The options to read ``model`` with for ``target``: the user's, plus the target's frontend
+    defaults where the model is an ONNX ANN (the only frontend with target-dependent choices)."""
+    keys = ("dt", "reset", "discretization", "input_shape", "weights", *sorted(FRONTEND_OPTIONS))
+    opts = {k: options[k] for k in dict.fromkeys(keys) if options.get(k) is not None}
+    if isinstance(model, (str, Path)) and str(model).endswith(".onnx"):
+        if options.get("calibration") is not None:
+            opts["calibration"] = options["calibration"]
+        for k, v in get_target(target).frontend_defaults.items():
+            opts.setdefault(k, v)
+    return opts
 
 
 def run(artifact: Artifact | str | Path, x: np.ndarray, *, probes=(), record_spikes: bool = True,
@@ -42,15 +54,11 @@ def run(artifact: Artifact | str | Path, x: np.ndarray, *, probes=(), record_spi
     emulator); ``on=<the artifact's target>`` means the real chip (``spinnaker``: the board in
     ~/.spynnaker.cfg; ``loihi2``: Lava's Loihi2HwCfg); ``on="lava"`` Lava's CPU models.
     """
-    from neurocompile.targets.registry import get_backend
-
     if not isinstance(artifact, Artifact):
         artifact = load_artifact(artifact)
-    backend = get_backend(on or artifact.target)
-    kw = dict(probes=probes, record_spikes=record_spikes, progress=progress)
-    if on is not None and on == artifact.target and hasattr(backend, "run_on_chip"):
-        return backend.run_on_chip(artifact, x, **kw)  # naming the target explicitly means the chip
-    return backend.run(artifact, x, **kw)
+    target = get_target(artifact.target)
+    runner = target.runner(on)
+    return runner.run(artifact, x, probes=probes, record_spikes=record_spikes, progress=progress)
 
 
 __all__ = ["load_model", "compile", "run", "is_artifact"]

@@ -13,6 +13,7 @@ import pytest
 from conftest import DATA, NIR_PAPER
 from lava_util import require_lava
 from neurocompile import api
+from neurocompile.targets.loihi2.target import spikes_in
 from neurocompile.targets.registry import get_backend
 from neurocompile.ir import nodes as N
 from neurocompile.ir import sequential
@@ -27,11 +28,12 @@ from neurocompile.frontends.nir import read_nir
 
 ONNX = DATA / "onnx"
 BACKEND = get_backend("loihi2")
+EMULATOR = BACKEND.runners["emulator"]
 
 
 def chip_input(art, x):
     """What the chip is fed: the encoded input padded by the pipeline latency (as run_raw)."""
-    xs = BACKEND.spikes_in(art, x)
+    xs = spikes_in(art, x)
     L = max(latencies(art.graph).values())
     pad = np.concatenate([xs, np.zeros((L,) + xs.shape[1:], dtype=xs.dtype)])
     return pad if art.payload["program"].input_message_bits else pad.astype(bool)
@@ -267,8 +269,8 @@ def test_sigma_delta_accuracy_and_messages(sdn_art, digits):
     acc = float((q.output.sum(0).argmax(1) == yt).mean())
     assert acc >= ann - 0.015, (acc, ann)
     # activation sparsity: graded messages per inference (host input + both groups, whole run)
-    raw, _ = BACKEND.run_raw(sdn_art, x)
-    sent = np.count_nonzero(BACKEND.spikes_in(sdn_art, x)) + sum(
+    raw, _ = EMULATOR.run_raw(sdn_art, x)
+    sent = np.count_nonzero(spikes_in(sdn_art, x)) + sum(
         np.count_nonzero(raw[n.name]["spikes"]) for n in sdn_art.payload["program"].neurons)
     per_sdn = sent / len(Xt)
     # rate coding of the same ANN for Loihi (spike input, reset to zero, 64 steps): spikes per inference
@@ -276,7 +278,7 @@ def test_sigma_delta_accuracy_and_messages(sdn_art, digits):
     g = from_onnx(ONNX / "digits_mlp.onnx", calib, input_encoding="spikes", reset="zero")
     rate = api.compile(g, target="loihi2", calibration=calib)
     xr = encode_input(rate.graph, Xt[:100].reshape(100, 1, 8, 8), 64)
-    rraw, _ = get_backend("loihi2").run_raw(rate, xr)
+    rraw, _ = EMULATOR.run_raw(rate, xr)
     spikes = np.count_nonzero(xr) + sum(int(rraw[n.name]["spikes"].sum()) for n in rate.payload["program"].neurons
                                         if not n.name.startswith("_"))
     per_rate = spikes / 100

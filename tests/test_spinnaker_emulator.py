@@ -136,14 +136,14 @@ def test_board_configuration(tmp_path):
     ok, why = b.chip_status()
     assert not ok and "machineName" in why
     with pytest.raises(BackendError, match="machineName"):
-        b.run_on_chip(b.compile(read_nir(NIR_PAPER / "lif_norse.nir")), paper_lif_input()[:20])
+        b.run(b.compile(read_nir(NIR_PAPER / "lif_norse.nir")), paper_lif_input()[:20], on="spinnaker")
     home = Path(os.path.expanduser("~"))
     (home / ".spynnaker.cfg").write_text("[Machine]\nvirtual_board = True\nversion = 5\n")
     ok, why = b.chip_status()
     assert not ok and "virtual" in why
     art = b.compile(read_nir(NIR_PAPER / "lif_norse.nir"))
     with pytest.raises(BackendError, match="virtual"):
-        b.run(art, paper_lif_input()[:20], runner="board")
+        b.run(art, paper_lif_input()[:20], on="board")
     (home / ".spynnaker.cfg").write_text("[Machine]\nmachineName = 192.0.2.1\nversion = 5\n")
     ok, why = b.chip_status()
     import importlib.util

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 from conftest import NIR_PAPER
 from neurocompile import api
 from neurocompile.targets import registry
-from neurocompile.targets.loihi2.target import Loihi2Backend
+from neurocompile.targets.loihi2.target import EmulatorRunner, Loihi2Target
 from neurocompile.cli.main import cli
 from neurocompile.frontends.nir import read_nir
 from neurocompile.validate import validate
@@ -16,7 +16,7 @@ from neurocompile.validate import validate
 FLIP = {"step": 37, "group": "lif1.lif", "neuron": 5}
 
 
-class OneBitOff(Loihi2Backend):
+class OneBitOffRunner(EmulatorRunner):
     """The emulator, but one neuron's v has its lowest bit flipped at one step (a faulty chip)."""
 
     name = "faulty"
@@ -29,6 +29,14 @@ class OneBitOff(Loihi2Backend):
         return raw
 
 
+class OneBitOff(Loihi2Target):
+    """A Loihi 2 target whose default runner is the faulty one."""
+
+    name = "faulty"
+    runners = {**Loihi2Target.runners, "faulty": OneBitOffRunner()}
+    default_runner = "faulty"
+
+
 @pytest.fixture
 def braille_input():
     return (np.random.default_rng(2).random((100, 2, 12)) < 0.15).astype(float)
@@ -36,10 +44,7 @@ def braille_input():
 
 @pytest.fixture
 def faulty_target(monkeypatch):
-    from neurocompile.validate import session
-
     monkeypatch.setitem(registry._loaded, "faulty", OneBitOff())
-    monkeypatch.setitem(session.CHIP_OF, "faulty", "loihi2")
 
 
 def test_one_bit_difference_is_located(faulty_target, braille_input):

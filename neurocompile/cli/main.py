@@ -85,8 +85,10 @@ def compile(model, target, output, dump_ir, calibration, chips, split_weights, f
     The output must be absent, empty or an earlier artifact; nothing else is replaced.
     """
     from neurocompile.api import compile as do_compile
+    from neurocompile.api import model_options
     from neurocompile.errors import NeuroCompileError
     from neurocompile.frontends.loader import load_model
+    from neurocompile.targets.registry import get_target
     from neurocompile.utils.outputs import claim_output
     from neurocompile.cli.io import load_array
 
@@ -95,17 +97,11 @@ def compile(model, target, output, dump_ir, calibration, chips, split_weights, f
         claim_output(dump_ir, "ir-dump", inputs=(model, calibration, weights, output))
 
     calib = load_array(calibration) if calibration else None
-    opts = _load_opts(dt, reset, discretization, input_shape, weights)
-    if str(model).endswith(".onnx"):
-        if calib is not None:
-            opts["calibration"] = calib
-        if target in ("loihi2", "emulator", "lava", "loihi2-hw", "spinnaker"):
-            opts.setdefault("reset", "zero")          # Lava's LIF and sPyNNaker's IF_curr_* reset to a value
-            opts["input_encoding"] = "spikes"         # chip inputs are spikes
-            if target == "spinnaker":                 # sPyNNaker has no non-spiking readout neuron
-                opts["readout"] = "spikes"
-            click.echo(f"ONNX for {target}: IF neurons reset to zero, spike-coded input"
-                       + (", spike-count readout" if target == "spinnaker" else ""), err=True)
+    opts = model_options(model, target, dict(_load_opts(dt, reset, discretization, input_shape, weights),
+                                             calibration=calib))
+    defaults = get_target(target).frontend_defaults
+    if str(model).endswith(".onnx") and defaults:
+        click.echo(f"ONNX for {target}: " + ", ".join(f"{k}={v}" for k, v in defaults.items()), err=True)
     graph = load_model(model, **opts)
     try:
         art = do_compile(graph, target=target, log=lambda m: click.echo(m, err=True), dump_ir=dump_ir,

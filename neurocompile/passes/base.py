@@ -1,34 +1,75 @@
-"""Passes and the pipeline that runs them.
+"""Passes, options and the pipeline that runs them level by level.
 
-A pass is a small frozen dataclass with a ``name`` and ``run(graph, ctx) -> graph``; it returns a
-new graph (or the same one unchanged) and never mutates arrays it was given. The pipeline runs
-passes in order and, between them, can verify the graph and dump it to disk so each step can be
-inspected (``neurocompile compile --dump-ir DIR``).
+A step is a small frozen dataclass with a ``name`` and ``run(value, ctx) -> value`` whose fields
+are its arguments. Graph passes take and return a :class:`~neurocompile.ir.graph.Graph` (never
+mutating arrays they were given); a target's lowering takes the final graph and returns its
+program, and later steps (partition) take the program. Every level, graph or program, offers
+``validate()`` (raises on a malformed value) and is written by ``--dump-ir``: a graph as
+``graph.json``/``graph.npz`` + ``summary.txt``, any other level through its ``dump(directory)``.
+
+Options are a typed dataclass (:class:`CompileOptions`, extended by each target); the pipeline
+reads nothing else. A report (``ctx.report``) collects what steps want to tell the user.
 """
 from __future__ import annotations
 
 import dataclasses
+import json
+import shutil
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Sequence
 
 from neurocompile.errors import NeuroCompileError
 from neurocompile.ir.graph import Graph
+from neurocompile.ir.serialize import save_graph
+from neurocompile.utils.outputs import claim_output, marker
+
+#: options that belong to the frontends (reading the model), passed through compile untouched
+FRONTEND_OPTIONS = frozenset({"reset", "input_shape", "weights", "input_encoding", "readout", "method",
+                              "timesteps", "percentile", "input_range", "strict"})
+
+
+@dataclasses.dataclass(frozen=True)
+class CompileOptions:
+    """Options every target understands. Targets extend this with their own fields."""
+
+    #: time step in seconds (None: the graph's own, or an error when time constants need one)
+    dt: float | None = None
+    #: "euler" or "exact" (None: the graph's own)
+    discretization: str | None = None
+    #: sample inputs (T, batch, *shape) for activity statistics (fixed-point scales)
+    calibration: Any = None
+
+    @classmethod
+    def from_dict(cls, options: dict | None, target: str = "") -> "CompileOptions":
+        """The typed options from keyword arguments; unknown names are an error naming them."""
+        if isinstance(options, cls):
+            return options
+        if isinstance(options, CompileOptions):
+            options = {f.name: getattr(options, f.name) for f in dataclasses.fields(options)}
+        options = dict(options or {})
+        names = {f.name for f in dataclasses.fields(cls)}
+        given = {k: v for k, v in options.items() if v is not None and v is not False}   # False: a flag not set
+        unknown = sorted(k for k in given if k not in names and k not in FRONTEND_OPTIONS)
+        if unknown:
+            raise NeuroCompileError(f"unknown compile option(s) {unknown} for target '{target}' "
+                                    f"(known: {', '.join(sorted(names))})")
+        return cls(**{k: v for k, v in options.items() if k in names and v is not None})
 
 
 @dataclasses.dataclass
 class PassContext:
-    """What passes share: the target's options and a report that passes fill in."""
+    """What steps share: the typed options, the log and the report that steps fill in."""
 
     target: str = "float"
-    options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    options: CompileOptions = dataclasses.field(default_factory=CompileOptions)
     report: dict[str, Any] = dataclasses.field(default_factory=dict)
-    #: results that are not graphs (an integer program, a core map), keyed by the pass that made them
-    products: dict[str, Any] = dataclasses.field(default_factory=dict)
     log: Callable[[str], None] = lambda msg: None
 
 
 @dataclasses.dataclass(frozen=True)
 class Pass:
+    """A graph -> graph step."""
+
     name: ClassVar[str] = "pass"
 
     def run(self, graph: Graph, ctx: PassContext) -> Graph:  # pragma: no cover - interface
@@ -36,47 +77,55 @@ class Pass:
 
 
 @dataclasses.dataclass(frozen=True)
+class Lowering:
+    """A graph -> program step (the target's lower level); later steps take the program."""
+
+    name: ClassVar[str] = "lower"
+
+    def run(self, graph: Graph, ctx: PassContext) -> Any:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+@dataclasses.dataclass(frozen=True)
 class Pipeline:
-    passes: Sequence[Pass]
+    passes: Sequence[Any]
     verify: bool = True
     dump_dir: Path | None = None
 
-    def run(self, graph: Graph, ctx: PassContext | None = None) -> Graph:
+    def run(self, value: Any, ctx: PassContext | None = None) -> Any:
+        """Run every step in order; verify and dump each level. Returns the last level."""
         ctx = ctx or PassContext()
         if self.verify:
-            graph.validate()
-        self._dump(graph, 0, "input")
+            value.validate()
+        self._dump(value, 0, "input")
         for i, p in enumerate(self.passes, start=1):
             ctx.log(f"pass {i}/{len(self.passes)}: {p.name}")
-            graph = p.run(graph, ctx)
+            value = p.run(value, ctx)
             if self.verify:
                 try:
-                    graph.validate()
+                    value.validate()
                 except NeuroCompileError as err:
                     err.reason = f"after pass '{p.name}': {err.reason}"
                     raise
-            self._dump(graph, i, p.name)
-        return graph
+            self._dump(value, i, p.name)
+        return value
 
-    def _dump(self, graph: Graph, index: int, name: str) -> None:
+    def _dump(self, value: Any, index: int, name: str) -> None:
         if self.dump_dir is None:
             return
-        from neurocompile.ir.serialize import save_graph
-
         if index == 0:
             start_dump(Path(self.dump_dir))
-
-        save_graph(graph, Path(self.dump_dir) / f"{index:02d}-{name}")
-        (Path(self.dump_dir) / f"{index:02d}-{name}" / "summary.txt").write_text(graph.summary() + "\n")
+        level = Path(self.dump_dir) / f"{index:02d}-{name}"
+        if isinstance(value, Graph):
+            save_graph(value, level)
+            (level / "summary.txt").write_text(value.summary() + "\n")
+        else:
+            level.mkdir(parents=True, exist_ok=True)
+            value.dump(level)
 
 
 def start_dump(path: Path) -> None:
     """Make ``path`` an IR dump directory: absent, empty or an earlier dump (whose levels go)."""
-    import json
-    import shutil
-
-    from neurocompile.utils.outputs import claim_output, marker
-
     claim_output(path, "ir-dump")
     path.mkdir(parents=True, exist_ok=True)
     name, content = marker("ir-dump")

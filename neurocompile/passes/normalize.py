@@ -37,8 +37,8 @@ class SetTimeStep(Pass):
     name: ClassVar[str] = "set-time-step"
 
     def run(self, graph: Graph, ctx: PassContext) -> Graph:
-        dt = ctx.options.get("dt")
-        rule = ctx.options.get("discretization")
+        dt = ctx.options.dt
+        rule = ctx.options.discretization
         if dt is None and rule is None:
             if graph.dt is None and graph.needs_dt():
                 raise NeuroCompileError(

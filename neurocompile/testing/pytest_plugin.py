@@ -15,15 +15,12 @@ from __future__ import annotations
 
 import pytest
 
-#: which artifact a run target needs
-COMPILE_TARGET = {"emulator": "loihi2", "lava": "loihi2", "loihi2": "loihi2", "float": "float",
-                  "spinnaker": "spinnaker"}
-
 
 def pytest_addoption(parser):
     group = parser.getgroup("neurocompile")
     group.addoption("--neurocompile-target", default="emulator",
-                    help="target for nc_run: emulator (default), lava, float, loihi2, spinnaker")
+                    help="target for nc_run: emulator (default), lava, float, loihi2, spinnaker, any installed "
+                         "target, or TARGET:RUNNER")
 
 
 @pytest.fixture(scope="session")
@@ -34,15 +31,15 @@ def neurocompile_target(request) -> str:
 @pytest.fixture
 def nc_run(neurocompile_target):
     from neurocompile import api
-    from neurocompile.targets.artifact import Artifact, is_artifact, load_artifact
-    from neurocompile.targets.registry import get_backend
     from neurocompile.errors import BackendError
+    from neurocompile.targets.artifact import Artifact, is_artifact, load_artifact
+    from neurocompile.targets.registry import resolve_run
 
     try:
-        backend = get_backend(neurocompile_target)
+        target, runner = resolve_run(neurocompile_target)
     except BackendError as err:
         pytest.skip(str(err))
-    ok, why = backend.available()
+    ok, why = runner.available()
     if not ok:
         pytest.skip(f"target '{neurocompile_target}' cannot run here: {why}")
 
@@ -52,9 +49,7 @@ def nc_run(neurocompile_target):
         elif isinstance(model, str) and is_artifact(model):
             art = load_artifact(model)
         else:
-            art = api.compile(model, target=COMPILE_TARGET.get(neurocompile_target, neurocompile_target),
-                              **compile_options)
-        on = None if art.target == neurocompile_target else neurocompile_target
-        return api.run(art, x, probes=probes, on=on)
+            art = api.compile(model, target=target.name, **compile_options)
+        return runner.run(art, x, probes=probes)
 
     return run

@@ -1,8 +1,8 @@
 """``validate``: compile once, run every requested target on the same input, compare, report.
 
-Targets: ``float`` (the reference), ``emulator`` and ``lava`` (Loihi 2 numerics: they must agree
-exactly), ``loihi2`` (a real chip when a runtime is present), and any other bit-accurate backend
-that provides ``run_raw``. Runs are aligned on the float graph's time base (each Dense hop on a
+Targets: ``float`` (the reference) and any registered target name (its default runner) or
+``TARGET:RUNNER`` (``spinnaker:board``, ``loihi2:chip``). Exact runners of one family (Loihi 2's
+emulator and Lava) must agree bit for bit; different families meet through the float reference. Runs are aligned on the float graph's time base (each Dense hop on a
 chip adds a step); exact comparisons use the chip's own time base.
 """
 from __future__ import annotations
@@ -12,16 +12,16 @@ from pathlib import Path
 
 import numpy as np
 
+from neurocompile.api import compile as do_compile
+from neurocompile.errors import BackendError, NeuroCompileError
 from neurocompile.targets.artifact import Artifact, is_artifact, load_artifact
-from neurocompile.errors import NeuroCompileError
+from neurocompile.targets.registry import get_target, resolve_run
 from neurocompile.utils.outputs import claim_output
 from neurocompile.validate.compare import first_mismatch, float_vs_quantized
 from neurocompile.validate.diagnostics import loihi2_diagnostics
 from neurocompile.validate.metrics import run_metrics
 from neurocompile.validate.traces import flat_input, run_target
 
-CHIP_OF = {"emulator": "loihi2", "lava": "loihi2", "loihi2": "loihi2", "loihi2-hw": "loihi2",
-           "spinnaker": "spinnaker", "spinnaker-board": "spinnaker"}
 
 
 def validate(model, x, targets=("float", "emulator"), *, labels=None, report_dir=None,
@@ -36,33 +36,37 @@ def validate(model, x, targets=("float", "emulator"), *, labels=None, report_dir
     protected = (model, *inputs) if isinstance(model, (str, Path)) else tuple(inputs)
     if report_dir is not None:
         claim_output(report_dir, "report", force=force, inputs=protected)
-    unknown = [t for t in targets if t != "float" and t not in CHIP_OF]
-    if unknown:
-        raise NeuroCompileError(f"validate does not know target(s) {unknown} (known: float, {', '.join(CHIP_OF)})")
-    families = sorted({CHIP_OF[t] for t in targets if t != "float"}) or ["loihi2"]
+    runs = {}
+    for t in targets:
+        if t == "float":
+            continue
+        try:
+            runs[t] = resolve_run(t)
+        except BackendError as err:
+            raise NeuroCompileError(f"validate: {err.reason}") from None
+    fam_of = {t: tgt.kind() for t, (tgt, _) in runs.items()}
+    families = list(dict.fromkeys(fam_of.values())) or ["loihi2"]
     artifacts: dict[str, Artifact] = {}
     if artifact is None and isinstance(model, (str, Path)) and is_artifact(model):
         artifact = load_artifact(model)
     if artifact is not None:
-        artifacts[CHIP_OF.get(artifact.target, artifact.target)] = artifact
+        artifacts[get_target(artifact.target).kind()] = artifact
     for fam in families:
         if fam not in artifacts:
-            from neurocompile.api import compile as do_compile
-
             source = model if artifact is None else artifact.graph
             log(f"compiling for {fam}")
             artifacts[fam] = do_compile(source, target=fam, **compile_options)
-    main = artifacts.get("loihi2") or next(iter(artifacts.values()))
-    art_of = {t: main if t == "float" else artifacts[CHIP_OF[t]] for t in targets}
+    main = artifacts.get("loihi2") or artifacts.get(families[0]) or next(iter(artifacts.values()))
+    art_of = {t: main if t == "float" else artifacts[fam_of[t]] for t in targets}
     x = np.asarray(x)
     xf = flat_input(main, x)
     traces = {}
     for t in targets:
         log(f"running {t}")
-        traces[t] = run_target(art_of[t], t, x)
+        traces[t] = run_target(art_of[t], t, x, runner=runs[t][1] if t in runs else None)
     exact = []
     for a, b in itertools.combinations([t for t in targets if traces[t].exact], 2):
-        if CHIP_OF[a] != CHIP_OF[b]:
+        if fam_of[a] != fam_of[b]:
             continue  # different chips are compared through the float reference, not bit for bit
         m = first_mismatch(art_of[a], traces[a], traces[b])
         exact.append({"a": a, "b": b, "equal": m is None, "first_mismatch": m})
@@ -71,8 +75,8 @@ def validate(model, x, targets=("float", "emulator"), *, labels=None, report_dir
         for t in targets:
             if t != "float":
                 fvq[f"float vs {t}"] = float_vs_quantized(art_of[t], traces["float"], traces[t])
-    metrics = {t: run_metrics(art_of[t], traces[t], CHIP_OF.get(t), xf) for t in targets}
-    diagnostics = {t: loihi2_diagnostics(art_of[t], traces[t]) for t in targets if CHIP_OF.get(t) == "loihi2"
+    metrics = {t: run_metrics(art_of[t], traces[t], fam_of.get(t), xf) for t in targets}
+    diagnostics = {t: loihi2_diagnostics(art_of[t], traces[t]) for t in targets if fam_of.get(t) == "loihi2"
                    and traces[t].raw is not None}
     if "spinnaker" in artifacts:
         diagnostics["spinnaker"] = {"groups": {}, "synapses": {}, "warnings": [],

@@ -7,11 +7,15 @@ from __future__ import annotations
 
 import dataclasses
 
+import time
+
 import numpy as np
 
-from neurocompile.targets.artifact import Artifact
+from neurocompile.errors import BackendError
+from neurocompile.ir import interpreter
 from neurocompile.ir import nodes as N
-from neurocompile.ir import interpreter as reference
+from neurocompile.ir.interpreter import normalize_input
+from neurocompile.targets.artifact import Artifact
 
 
 @dataclasses.dataclass
@@ -39,8 +43,6 @@ def state_var(artifact: Artifact, name: str) -> str:
 def graph_input(artifact: Artifact, x) -> np.ndarray:
     """The input as (T, B, *shape) of the lowered graph's Input (flat, or (C, H, W) where a
     convolution was kept), accepting the model's original sample shape."""
-    from neurocompile.ir.interpreter import normalize_input
-
     graph = artifact.graph
     shapes = graph.infer_shapes()
     (inp,) = graph.inputs
@@ -64,11 +66,8 @@ def _flat(arr):
     return None if arr is None else arr.reshape(arr.shape[:2] + (-1,))
 
 
-def run_target(artifact: Artifact, target: str, x: np.ndarray) -> Trace:
-    import time
-
-    from neurocompile.targets.registry import get_backend
-
+def run_target(artifact: Artifact, target: str, x: np.ndarray, runner=None) -> Trace:
+    """Run ``artifact`` on ``runner`` (or, for ``target == "float"``, the interpreter)."""
     groups = neuron_groups(artifact)
     t0 = time.perf_counter()
     if target == "float":
@@ -76,31 +75,22 @@ def run_target(artifact: Artifact, target: str, x: np.ndarray) -> Trace:
         xf = graph_input(artifact, x)
         probes = [f"{n}.{state_var(artifact, n)}" for n in groups] + \
             [f"{n}.out" for n in groups if graph.nodes[n].spiking or graph.nodes[n].graded]
-        res = reference.run(graph, xf, probes=probes)
+        res = interpreter.run(graph, xf, probes=probes)
         aligned = {n: {"spikes": _flat(res.probes.get(f"{n}.out")),
                        "v": _flat(res.probes[f"{n}.{state_var(artifact, n)}"])} for n in groups}
         return Trace("float", False, aligned, res.outputs, steps=xf.shape[0], wall_s=time.perf_counter() - t0)
-    backend = get_backend(target.replace("-board", ""))
-    if artifact.target == "spinnaker":  # emulator profile, or the board for "spinnaker-board"
-        probes = [f"{n}.v" for n in groups]
-        runner = "board" if target.endswith("-board") else "emulator"
-        if runner == "board":
-            ok, why = backend.chip_status()
-            if not ok:
-                from neurocompile.errors import BackendError
-
-                raise BackendError(why)
-        res = backend.run(artifact, x, probes=probes, record_spikes=True, runner=runner)
-        aligned = {n: {"spikes": _flat(res.probes.get(f"{n}.out")), "v": _flat(res.probes[f"{n}.v"])}
-                   for n in groups}
-        raw = {n: {"spikes": aligned[n]["spikes"].astype(np.int64)} for n in groups}
-        return Trace(target, True, aligned, res.outputs, raw=raw, steps=int(np.shape(x)[0]),
-                     wall_s=time.perf_counter() - t0)
-    from neurocompile.targets.loihi2.target import aligned_result
-
-    raw, T = backend.run_raw(artifact, x)
+    ok, why = runner.available()
+    if not ok:
+        raise BackendError(f"{target}: {why}")
     probes = [f"{n}.{state_var(artifact, n)}" for n in groups]
-    res = aligned_result(artifact, raw, T, probes=probes, record_spikes=True)
+    if hasattr(runner, "run_raw"):        # the chip's own time base and integers (Loihi 2)
+        raw, T = runner.run_raw(artifact, x)
+        res = runner.aligned(artifact, raw, T, probes=probes, record_spikes=True)
+    else:
+        res = runner.run(artifact, x, probes=probes, record_spikes=True)
+        T, raw = int(np.shape(x)[0]), None
     aligned = {n: {"spikes": _flat(res.probes.get(f"{n}.out")),
                    "v": _flat(res.probes[f"{n}.{state_var(artifact, n)}"])} for n in groups}
-    return Trace(target, True, aligned, res.outputs, raw=raw, steps=T, wall_s=time.perf_counter() - t0)
+    if raw is None and runner.exact:
+        raw = {n: {"spikes": aligned[n]["spikes"].astype(np.int64)} for n in groups}
+    return Trace(target, runner.exact, aligned, res.outputs, raw=raw, steps=T, wall_s=time.perf_counter() - t0)

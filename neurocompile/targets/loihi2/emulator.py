@@ -43,85 +43,29 @@ from typing import Dict, List
 
 import numpy as np
 
-from neurocompile.targets.loihi2.program import INPUT, LoihiConv, LoihiDense, LoihiLIF, LoihiProgram, LoihiSigmaDelta
+from neurocompile.targets.loihi2.program import (
+    INPUT,
+    INT32_MAX,
+    LoihiConv,
+    LoihiDense,
+    LoihiLIF,
+    LoihiProgram,
+    abs_int32,
+    conv_output,
+    decay,
+    lif_step,
+    shift_exp,
+    sigma_delta_step,
+    wrap_bits,
+    wrap_int32,
+)
 
-_U_HALF = 1 << 23          # 2**(U_BITS - 1)
-_V_MAX = (1 << 23) - 1     # v saturates at +-(2**23 - 1)
-_I32_MIN = -(1 << 31)
-_I32_MAX = (1 << 31) - 1
+# The integer rules (wrap_int32, decay, lif_step, sigma_delta_step, ...) are
+# defined once in the program layer and re-exported here.
 
-
-def wrap_int32(x: np.ndarray) -> np.ndarray:
-    """int64 -> int64 with int32 two's complement overflow (as numpy casts)."""
-    return x.astype(np.int32).astype(np.int64)
-
-
-def wrap_bits(x: np.ndarray, bits: int) -> np.ndarray:
-    """Signed ``bits``-bit wrap, ``(x + h) % 2**bits - h`` with
-    ``h = 2**(bits-1)`` (Lava's ``signed_clamp``)."""
-    half = np.int64(1 << (bits - 1))
-    return ((x + half) & np.int64((1 << bits) - 1)) - half
-
-
-def abs_int32(x: np.ndarray) -> np.ndarray:
-    """``np.abs`` on int32 values: ``abs(-2**31)`` stays ``-2**31``."""
-    return np.where(x == _I32_MIN, _I32_MIN, np.abs(x))
-
-
-def decay(x: np.ndarray, keep: int) -> np.ndarray:
-    """``sign(x*keep) * (|x*keep| >> 12)``: x * keep / 4096 rounded to 0."""
-    p = x * np.int64(keep)
-    return np.sign(p) * (np.abs(p) >> 12)
-
-
-def shift_exp(acc: np.ndarray, exp: int) -> np.ndarray:
-    """``acc << exp`` if ``exp > 0`` else ``acc >> -exp`` (floor), int64."""
-    return acc << exp if exp > 0 else acc >> (-exp)
-
-
-def lif_step(lif: LoihiLIF, u: np.ndarray, v: np.ndarray, a_in: np.ndarray,
-             bias: np.ndarray, vth_scaled: int):
-    """One LIF step on (B, size) int64 state: returns new ``(u, v, spikes)``.
-
-    ``a_in`` is the int32-valued summed synaptic input of this step; the
-    equations are those of :class:`LoihiLIF` (u wrap, v clip, strict
-    threshold, v reset to 0 after the spike).
-    """
-    act = wrap_int32(a_in << 6)
-    d = wrap_int32(decay(u, 4096 - (int(lif.du) + 1)) + act)
-    u = np.where(d > _U_HALF, d - 2 * _U_HALF,
-                 np.where(d <= -_U_HALF, d + 2 * _U_HALF, d))
-    v = wrap_int32(decay(v, 4096 - int(lif.dv)) + u + bias)
-    v = np.clip(v, -_V_MAX, _V_MAX)
-    spikes = v > vth_scaled
-    v = np.where(spikes, 0, v)
-    return u, v, spikes
-
-
-def sigma_delta_step(sd: LoihiSigmaDelta, state: Dict[str, np.ndarray],
-                     a_in: np.ndarray, bias: np.ndarray,
-                     vth: int) -> np.ndarray:
-    """One sigma-delta step; updates ``state`` (sigma, act, residue, error;
-    (B, size) int64 holding int32) in place and returns the graded output.
-
-    Equations of :class:`LoihiSigmaDelta`; ``bias``/``vth`` are the scaled
-    values (``<< spike_exp + state_exp``).
-    """
-    sigma = wrap_int32(state["sigma"] + a_in)
-    act = wrap_int32(sigma + bias)
-    if sd.act_mode == "relu":
-        act = np.maximum(act, 0)
-    delta = wrap_int32(act - state["act"] + state["residue"])
-    if sd.cum_error:
-        error = wrap_int32(state["error"] + delta)
-        out = np.where(abs_int32(error) >= vth, delta, 0)
-        state["error"] = np.where(abs_int32(out) > 0, 0, error)
-    else:
-        out = np.where(abs_int32(delta) >= vth, delta, 0)
-    state["residue"] = wrap_int32(delta - out)
-    state["sigma"] = sigma
-    state["act"] = act
-    return out >> int(sd.state_exp)
+#: float32 / float64 represent every integer of magnitude below these
+_F32_EXACT = 1 << 24
+_F64_EXACT = 1 << 53
 
 
 def _exact_matmul(x: np.ndarray, wt: np.ndarray, row_l1: int) -> np.ndarray:
@@ -135,9 +79,9 @@ def _exact_matmul(x: np.ndarray, wt: np.ndarray, row_l1: int) -> np.ndarray:
         return np.zeros((x.shape[0], wt.shape[1]), np.int64)
     xmax = int(np.abs(x).max())
     bound = xmax * row_l1
-    if bound < (1 << 24):
+    if bound < _F32_EXACT:
         return (x.astype(np.float32) @ wt.astype(np.float32)).astype(np.int64)
-    if bound < (1 << 53):
+    if bound < _F64_EXACT:
         return (x.astype(np.float64) @ wt.astype(np.float64)).astype(np.int64)
     return x @ wt
 
@@ -186,7 +130,7 @@ class _DenseOp:
         self.row_l1 = int(np.abs(wst).sum(axis=1).max()) if wst.size else 0
         self.wmax = int(np.abs(wst).max()) if wst.size else 0
         self.wt_f32 = (np.ascontiguousarray(self.wt, dtype=np.float32)
-                       if self.row_l1 < (1 << 24) else None)
+                       if self.row_l1 < _F32_EXACT else None)
 
     def compute(self, src: np.ndarray) -> List:
         """Contributions for the source output ``src`` of this step."""
@@ -202,7 +146,7 @@ class _DenseOp:
         if self.graded or self.wt_f32 is None:
             acc = _exact_matmul(s, self.wt, self.row_l1)
         if self.mode == "wrap_products" and s.size and \
-                int(np.abs(s).max()) * self.wmax > _I32_MAX:
+                int(np.abs(s).max()) * self.wmax > INT32_MAX:
             acc = self._wrapped_product_sums(s)
         return self._classes(acc)
 
@@ -259,8 +203,8 @@ class _ConvOp:
         xp[:, :, ph:ph + h, pw:pw + w] = x
         xmax = int(np.abs(s).max()) if s.size else 0
         bound = xmax * self.l1
-        dt = (np.float32 if bound < (1 << 24) else
-              np.float64 if bound < (1 << 53) else np.int64)
+        dt = (np.float32 if bound < _F32_EXACT else
+              np.float64 if bound < _F64_EXACT else np.int64)
         xp = xp.astype(dt)
         wt = self.w.astype(dt)
         cg, og = c // g, co // g
@@ -276,9 +220,7 @@ class _ConvOp:
                         "bchw,oc->bohw", patch[:, gi * cg:(gi + 1) * cg],
                         wt[gi * og:(gi + 1) * og, :, i, j])
         acc = acc.astype(np.int64).reshape(batch, -1)
-        # float64 -> int32 cast of an out-of-range value gives INT_MIN (x86)
-        acc = np.where((acc < _I32_MIN) | (acc > _I32_MAX), _I32_MIN, acc)
-        return [(0, wrap_bits(acc, LoihiConv.OUT_BITS))]
+        return [(0, conv_output(acc))]
 
 
 def _as_batched_input(program: LoihiProgram, spikes_in) -> np.ndarray:
@@ -335,8 +277,7 @@ def run(program: LoihiProgram, spikes_in, probes: bool = True) -> Dict:
         zeros = np.zeros((batch, n.size), np.int64)
         if isinstance(n, LoihiLIF):
             state[n.name] = {"u": zeros, "v": zeros.copy()}
-            consts[n.name] = (n.effective_bias()[None, :],
-                              int(n.vth) << LoihiLIF.VTH_SHIFT)
+            consts[n.name] = (n.effective_bias()[None, :], n.scaled_vth())
             rec = {"spikes": np.zeros((n_steps, batch, n.size), np.uint8)}
         else:
             state[n.name] = {k: zeros.copy() for k in n.STATE_VARS}

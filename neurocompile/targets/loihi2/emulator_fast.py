@@ -54,7 +54,16 @@ from typing import Dict, List, Optional, Union
 import numpy as np
 
 from neurocompile.targets.loihi2.emulator import _as_batched_input
-from neurocompile.targets.loihi2.program import INPUT, LoihiDense, LoihiLIF, LoihiProgram
+from neurocompile.targets.loihi2.program import (
+    INPUT,
+    INT32_BITS,
+    INT32_MAX,
+    INT32_MIN,
+    LoihiDense,
+    LoihiLIF,
+    LoihiProgram,
+    weight_truncation,
+)
 
 try:  # numba is an optional dependency
     import numba as _numba
@@ -63,6 +72,14 @@ except Exception:  # pragma: no cover - exercised when numba is absent
     _numba = None
 
 THREADS_ENV = "NEUROCOMPILE_THREADS"
+
+# Widths for the jitted kernel, read from the program layer (numba freezes
+# module-level ints); it mirrors program.wrap_int32, decay, lif_wrap_u,
+# lif_clip_v and weight_truncation with them.
+_I32_HALF, _I32_MASK = -INT32_MIN, (1 << INT32_BITS) - 1
+_DECAY_SHIFT, _DECAY_ROUND = LoihiLIF.DECAY_SHIFT, LoihiLIF.DECAY_ONE - 1
+_ACT_SHIFT, _V_MAX = LoihiLIF.ACT_SHIFT, LoihiLIF.V_MAX
+_U_HALF, _U_RANGE = LoihiLIF.U_HALF, 2 * LoihiLIF.U_HALF
 
 
 def available() -> bool:
@@ -135,30 +152,24 @@ if _numba is not None:
     @_njit(cache=True, inline="always")
     def _w32(x):
         """int64 -> int64 with int32 two's complement wrap."""
-        return ((x + 2147483648) & 4294967295) - 2147483648
+        return ((x + _I32_HALF) & _I32_MASK) - _I32_HALF
 
     @_njit(cache=True, inline="always")
     def _trunc12(p):
         """p / 4096 rounded toward zero (p int64), branch-free."""
-        return (p + ((p >> 63) & 4095)) >> 12
+        return (p + ((p >> 63) & _DECAY_ROUND)) >> _DECAY_SHIFT
 
     @_njit(cache=True, nogil=True)
-    def _prep_weights(w, mode, k, e, out):
+    def _prep_weights(w, lo, hi, kk, sg, e, out):
         """Effective weights of a Dense, transposed, into ``out``.
 
-        ``w``: raw (dst, src) int64; ``mode`` 0 mixed, 1 excitatory,
-        2 inhibitory; ``k`` = 8 - num_weight_bits; ``e`` = weight_exp if
-        >= 0 else 0.  Writes ``out[j * dst + i] = w_eff[i, j] << e`` (int16),
-        the same values as ``LoihiDense.effective_weights``.
+        ``w``: raw (dst, src) int64; ``lo, hi, kk, sg``: the clip range,
+        dropped bits and sign of its sign mode (``program.weight_truncation``);
+        ``e`` = weight_exp if >= 0 else 0.  Writes ``out[j * dst + i] =
+        w_eff[i, j] << e`` (int16), the same values as
+        ``LoihiDense.effective_weights``.
         """
         n_dst, n_src = w.shape
-        # clip range, dropped bits and sign (inhibitory: on -w) per mode
-        if mode == 0:
-            lo, hi, kk, sg = -256, 255, k + 1, 1
-        elif mode == 1:
-            lo, hi, kk, sg = 0, 255, k, 1
-        else:
-            lo, hi, kk, sg = -255, 0, k, -1
         # tiled: compute a 64 x 64 tile from contiguous rows (vectorizes),
         # then write it transposed as contiguous output rows
         blk = 64
@@ -188,7 +199,8 @@ if _numba is not None:
         x: (T, B, n_in) uint8 input spikes (nonzero = spike); only batch
         elements b_lo <= b < b_hi are simulated (threads take slices).
         g_off: (G+1,) group offsets into the global neuron index.
-        g_keep_u/g_keep_v/g_vth: per group 4096-(du+1), 4096-dv, vth<<6.
+        g_keep_u/g_keep_v/g_vth: per group keep_u(), keep_v(), scaled_vth()
+        (4096-(du+1), 4096-dv, vth<<6).
         bias: (N,) effective bias per neuron.
         d_src: (D,) source group or -1 for the input; d_dst_off/d_dst_n:
         destination global offset and size; d_rshift: -1 for weight_exp >= 0
@@ -230,13 +242,13 @@ if _numba is not None:
                     sb = s_base[g] + tb * n
                     sg = out_s[sb:sb + n]
                     for i in range(n):  # branch-free (selects, no jumps)
-                        act = _w32(np.int64(ig[i]) << 6)
+                        act = _w32(np.int64(ig[i]) << _ACT_SHIFT)
                         ig[i] = 0
                         d = _w32(_trunc12(ug[i] * ku) + act)
-                        d = d - 16777216 if d > 8388608 else (
-                            d + 16777216 if d <= -8388608 else d)
+                        d = d - _U_RANGE if d > _U_HALF else (
+                            d + _U_RANGE if d <= -_U_HALF else d)
                         vv = _w32(_trunc12(vg[i] * kv) + d + bg[i])
-                        vv = min(max(vv, -8388607), 8388607)
+                        vv = min(max(vv, -_V_MAX), _V_MAX)
                         fire = vv > th
                         ug[i] = d
                         vg[i] = 0 if fire else vv
@@ -327,17 +339,14 @@ class FastPlan:
         g_off = np.zeros(len(lifs) + 1, np.int64)
         g_off[1:] = np.cumsum(self.sizes)
         self.g_off = g_off
-        self.g_keep_u = np.array([4096 - (int(n.du) + 1) for n in lifs],
-                                 np.int64)
-        self.g_keep_v = np.array([4096 - int(n.dv) for n in lifs], np.int64)
-        self.g_vth = np.array([int(n.vth) << LoihiLIF.VTH_SHIFT
-                               for n in lifs], np.int64)
+        self.g_keep_u = np.array([n.keep_u() for n in lifs], np.int64)
+        self.g_keep_v = np.array([n.keep_v() for n in lifs], np.int64)
+        self.g_vth = np.array([n.scaled_vth() for n in lifs], np.int64)
         self.bias = (np.concatenate([n.effective_bias() for n in lifs])
                      .astype(np.int64) if lifs else np.zeros(0, np.int64))
         d_src, d_dst_off, d_dst_n, d_rshift, d_woff = [], [], [], [], []
         woff = 0
         wide = False
-        modes = {"mixed": 0, "excitatory": 1, "inhibitory": 2}
         self.w_all = np.empty(sum(int(np.size(s.weights))
                                   for s in program.synapses), np.int16)
         for s in program.synapses:
@@ -348,11 +357,11 @@ class FastPlan:
             else:
                 d_rshift.append(-e)
                 # exact accumulator: |sum| <= 256 * fan-in
-                if 256 * w.shape[1] >= (1 << 31):
+                if (1 << LoihiDense.WEIGHT_BITS) * w.shape[1] > INT32_MAX:
                     wide = True
             if w.size:
-                _prep_weights(w, modes[s.sign_mode()],
-                              LoihiDense.WEIGHT_BITS - int(s.num_weight_bits),
+                _prep_weights(w, *weight_truncation(s.sign_mode(),
+                                                    int(s.num_weight_bits)),
                               max(e, 0), self.w_all[woff:woff + w.size])
             d_src.append(-1 if s.src == INPUT else gidx[s.src])
             dg = gidx[s.dst]

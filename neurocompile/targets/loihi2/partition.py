@@ -31,9 +31,10 @@ from typing import ClassVar
 import numpy as np
 
 from neurocompile.errors import NeuroCompileError
-from neurocompile.ir.graph import Graph
-from neurocompile.passes.base import Pass, PassContext
+from neurocompile.passes.base import PassContext
 from neurocompile.targets.loihi2.conv import conv_pairs
+from neurocompile.targets.loihi2.lowered import LoweredLoihi2, Placement
+from neurocompile.targets.loihi2.program import LoihiConv
 
 CORES_PER_CHIP = 128
 NEURONS_PER_CORE = 8192
@@ -42,17 +43,16 @@ SYNAPSES_PER_CORE = SYNAPSES_PER_CHIP // CORES_PER_CHIP
 
 
 @dataclasses.dataclass(frozen=True)
-class PartitionLoihi2(Pass):
-    """Reads ``ctx.products['loihi2']``; writes ``ctx.products['loihi2_cores']`` and the report."""
+class PartitionLoihi2:
+    """Program level -> the same level with its :class:`Placement` on cores and chips; the report
+    gets ``resources``. ``max_chips`` is the default when the options name no ``chips``."""
 
     name: ClassVar[str] = "partition-loihi2"
     max_chips: int = 1
 
-    def run(self, graph: Graph, ctx: PassContext) -> Graph:
-        from neurocompile.targets.loihi2.program import LoihiConv
-
-        program, _ = ctx.products["loihi2"]
-        max_chips = int(ctx.options.get("chips") or self.max_chips)
+    def run(self, lowered: LoweredLoihi2, ctx: PassContext) -> LoweredLoihi2:
+        program = lowered.program
+        max_chips = int(ctx.options.chips or self.max_chips)
         fan_in = {n.name: np.zeros(n.size, dtype=np.int64) for n in program.neurons}   # stored dense words
         conn_in = {n.name: np.zeros(n.size, dtype=np.int64) for n in program.neurons}  # connections
         kernel_words = {n.name: 0 for n in program.neurons}  # conv kernels, stored once per core
@@ -123,8 +123,7 @@ class PartitionLoihi2(Pass):
         total_neurons = sum(n.size for n in program.neurons)
         total_syn = sum(int(c["synapses"]) for c in cores)
         total_conn = int(sum(v.sum() for v in conn_in.values()))
-        ctx.products["loihi2_cores"] = cores
-        ctx.report["resources"] = {
+        ctx.report["resources"] = resources = {
             "cores": next_core, "chips": n_chips, "neurons": total_neurons, "synapses": total_syn,
             "connections": total_conn,
             "limits": {"cores_per_chip": CORES_PER_CHIP, "neurons_per_core": NEURONS_PER_CORE,
@@ -132,4 +131,4 @@ class PartitionLoihi2(Pass):
             "spike_routes": routes, "inter_core_routes": inter_core,
             "per_core": cores,
         }
-        return graph
+        return dataclasses.replace(lowered, placement=Placement(cores=cores, resources=resources))

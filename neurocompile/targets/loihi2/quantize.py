@@ -49,19 +49,24 @@ import numpy as np
 from neurocompile.errors import UnsupportedError
 from neurocompile.ir import nodes as N
 from neurocompile.ir.graph import Graph
-from neurocompile.passes.base import Pass, PassContext
+from neurocompile.passes.base import Lowering, PassContext
 from neurocompile.ir.latency import latencies
 from neurocompile.targets.loihi2.connections import Connection, check_delays, incoming, look_through
 from neurocompile.targets.loihi2.conv import conv_vth, quantize_conv
+from neurocompile.targets.loihi2.lowered import LoweredLoihi2
+from neurocompile.targets.loihi2.program import LoihiDense as _Dense
+from neurocompile.targets.loihi2.program import LoihiLIF as _LIF
 from neurocompile.targets.loihi2.stats import group_stats
 
 CLOCK = "_clock"
 
-V_MAX = (1 << 23) - 1
-VTH_MAX = (1 << 17) - 1
-BIAS_MANT_MAX = 4095
-BIAS_EXP_MAX = 7
-W_EXP_MIN, W_EXP_MAX = -8, 7
+# widths from the program format (one definition there)
+V_MAX = _LIF.V_MAX
+VTH_MAX = (1 << _LIF.VTH_BITS) - 1
+BIAS_MANT_MAX = (1 << (_LIF.BIAS_MANT_BITS - 1)) - 1
+BIAS_EXP_MAX = _LIF.BIAS_EXP_MAX
+W_EXP_MIN, W_EXP_MAX = _Dense.WEIGHT_EXP_MIN, _Dense.WEIGHT_EXP_MAX
+_ONE = _LIF.DECAY_ONE  # 4096: Lava decays x by d as x * (4096 - d) >> 12
 SUPPORTED = (N.LIF, N.CubaLIF, N.IF, N.LI, N.CubaLI, N.Integrator)
 
 
@@ -91,18 +96,18 @@ def decays(node: N.Node, graph: Graph, name: str) -> tuple[int, int, float, floa
 
     dt, rule = graph.dt, graph.discretization
     if isinstance(node, (N.IF, N.Integrator)):
-        return 4095, 0, 0.0, 1.0, np.broadcast_to(node.r, np.shape(node.r))
+        return _ONE - 1, 0, 0.0, 1.0, np.broadcast_to(node.r, np.shape(node.r))
     if isinstance(node, (N.LIF, N.LI)):
         beta = _uniform(node, name, "dv (tau)", decay_factor(node.tau, dt, rule))
-        dv = int(round(4096 * (1 - beta)))
-        return 4095, dv, 0.0, 1 - dv / 4096, (1 - beta) * node.r
+        dv = int(round(_ONE * (1 - beta)))
+        return _ONE - 1, dv, 0.0, 1 - dv / _ONE, (1 - beta) * node.r
     alpha = _uniform(node, name, "du (tau_syn)", decay_factor(node.tau_syn, dt, rule))
     beta = _uniform(node, name, "dv (tau_mem)", decay_factor(node.tau_mem, dt, rule))
-    du = int(round(4096 * (1 - alpha))) - 1
-    dv = int(round(4096 * (1 - beta)))
-    if not 0 <= du <= 4095 or not 0 <= dv <= 4095:
+    du = int(round(_ONE * (1 - alpha))) - 1
+    dv = int(round(_ONE * (1 - beta)))
+    if not 0 <= du <= _ONE - 1 or not 0 <= dv <= _ONE - 1:
         raise UnsupportedError(f"decay out of Loihi's 12-bit range (du={du}, dv={dv})", node=name)
-    return du, dv, 1 - (du + 1) / 4096, 1 - dv / 4096, (1 - alpha) * node.w_in * (1 - beta) * node.r
+    return du, dv, 1 - (du + 1) / _ONE, 1 - dv / _ONE, (1 - alpha) * node.w_in * (1 - beta) * node.r
 
 
 def check_supported(graph: Graph) -> None:
@@ -214,32 +219,26 @@ def conv_bias(node: N.Conv2d, shape) -> np.ndarray:
 
 
 @dataclasses.dataclass(frozen=True)
-class QuantizeLoihi2(Pass):
-    """Produce ``ctx.products['loihi2']`` = (LoihiProgram, {group: LayerQuant}) and
-    ``ctx.products['loihi2_io']`` (how the host encodes inputs); report per layer.
+class QuantizeLoihi2(Lowering):
+    """The lowering: graph -> :class:`LoweredLoihi2` (the integer program, the per-group
+    quantization and how the host encodes inputs); the report gets a section per layer.
 
-    Graphs of sigma-delta neurons go to :mod:`.loihi2_sdn`; everything else is LIF groups."""
+    Graphs of sigma-delta neurons go to :mod:`.sigma_delta`; everything else is LIF groups."""
 
     name: ClassVar[str] = "quantize-loihi2"
     margin: float = 1.25
 
-    def run(self, graph: Graph, ctx: PassContext) -> Graph:
+    def run(self, graph: Graph, ctx: PassContext) -> LoweredLoihi2:
+        calibration = ctx.options.calibration
         if any(isinstance(n, (N.SigmaDelta, N.Delta)) for n in graph.nodes.values()):
             from neurocompile.targets.loihi2.sigma_delta import lower_sdn
 
-            program, layers, io, rep = lower_sdn(graph, ctx.options.get("calibration"), self.margin)
+            program, layers, io, rep = lower_sdn(graph, calibration, self.margin)
         else:
-            program, layers, rep = self._lower_lif(graph, ctx.options.get("calibration"),
-                                                   split=bool(ctx.options.get("split_weights")))
+            program, layers, rep = self._lower_lif(graph, calibration, split=bool(ctx.options.split_weights))
             io = {"encoding": "spikes"}
-        try:
-            program.validate()
-        except ValueError as err:  # a value the chip cannot hold: a quantizer bug or an extreme model
-            raise UnsupportedError(f"the quantized program is not representable on Loihi 2: {err}") from None
-        ctx.products["loihi2"] = (program, layers)
-        ctx.products["loihi2_io"] = io
         ctx.report["quantization"] = rep
-        return graph
+        return LoweredLoihi2(graph=graph, program=program, layers=layers, io=io)
 
     def _lower_lif(self, graph: Graph, calib, split: bool = False):
         from neurocompile.targets.loihi2.program import LoihiConv, LoihiDense, LoihiLIF, LoihiProgram

@@ -58,13 +58,17 @@ from neurocompile.errors import NeuroCompileError, UnsupportedError
 from neurocompile.ir import nodes as N
 from neurocompile.ir.graph import Graph
 from neurocompile.targets.loihi2.connections import check_delays, incoming, look_through
+from neurocompile.targets.loihi2.program import INT32_MAX
+from neurocompile.targets.loihi2.program import LoihiDense as _Dense
+from neurocompile.targets.loihi2.program import LoihiSigmaDelta as _SD
 
-MESSAGE_BITS = 24
+# widths from the program format (one definition there)
+MESSAGE_BITS = _Dense.NUM_MESSAGE_BITS_MAX
 MSG_MAX = (1 << (MESSAGE_BITS - 1)) - 1
-STATE_MAX = (1 << 23) - 1
-SUM_MAX = (1 << 31) - 1
-EXP_MAX = 7
-W_EXP_MAX = 7
+STATE_MAX = _SD.STATE_MAX
+SUM_MAX = INT32_MAX
+EXP_MAX = _SD.EXP_MAX
+W_EXP_MAX = _Dense.WEIGHT_EXP_MAX
 
 
 def check_sdn(graph: Graph) -> None:

@@ -19,42 +19,160 @@ by each group's message unit (summed over time they decode the value).
 """
 from __future__ import annotations
 
+import dataclasses
 import json
+import os
+import subprocess
 from pathlib import Path
 
 import numpy as np
 
+from neurocompile.errors import BackendError, NeuroCompileError
 from neurocompile.ir import nodes as N
 from neurocompile.ir.graph import Graph
+from neurocompile.ir.interpreter import RunResult, normalize_input, split_probe
 from neurocompile.ir.latency import latencies
-from neurocompile.targets.loihi2.partition import PartitionLoihi2
-from neurocompile.passes import NORMALIZE, PassContext
+from neurocompile.passes import NORMALIZE, CompileOptions, PassContext
 from neurocompile.passes.dense_form import DenseForm
 from neurocompile.passes.fuse_pool_conv import FusePoolIntoConv
-from neurocompile.targets.loihi2.quantize import QuantizeLoihi2
+from neurocompile.targets.base import Runner, Target
+from neurocompile.targets.loihi2 import emulator_fast
 from neurocompile.targets.loihi2.conv import conv_fits
-from neurocompile.ir.interpreter import RunResult
-from neurocompile.ir.interpreter import normalize_input, split_probe
-from neurocompile.errors import NeuroCompileError
-from neurocompile.utils.atomic import write_json
-from neurocompile.targets.base import Backend
+from neurocompile.targets.loihi2.lava import host as lava_host
+from neurocompile.targets.loihi2.lowered import LoweredLoihi2
+from neurocompile.targets.loihi2.partition import PartitionLoihi2
+from neurocompile.targets.loihi2.program import LoihiProgram
+from neurocompile.targets.loihi2.quantize import QuantizeLoihi2
+from neurocompile.targets.loihi2.sigma_delta import encode_input
+from neurocompile.utils.atomic import load_npz, write_json, write_npz
 
 PAYLOAD_DIR = "loihi2"
 
 
-class Loihi2Backend(Backend):
-    chip_target = True   # `--on loihi2` means the chip; `targets` shows whether it is reachable
-    name = "loihi2"
-    description = "Intel Loihi 2: quantized to its fixed-point formats, runs on the bit-accurate emulator (or --on lava)"
+@dataclasses.dataclass(frozen=True)
+class Loihi2Options(CompileOptions):
+    #: chips available to the mapping
+    chips: int | None = None
+    #: a second matrix per synapse layer holds the rounding residual (~16-bit weights)
+    split_weights: bool = False
 
-    def pipeline(self, options):
+
+# -- runners ---------------------------------------------------------------------------------
+class Loihi2Runner(Runner):
+    """Runs the artifact's integer program; subclasses say where (``execute``)."""
+
+    exact = True
+
+    def execute(self, program: LoihiProgram, spikes: np.ndarray) -> dict:  # pragma: no cover
+        raise NotImplementedError
+
+    def run_raw(self, artifact, x) -> tuple[dict, int]:
+        """Run on the chip's own time base: ``T + latency`` steps, integer state. Returns
+        (``{group: {"spikes", "u", "v"}}``, T)."""
+        xs = spikes_in(artifact, x)
+        L = max(latencies(artifact.graph).values())
+        padded = np.concatenate([xs, np.zeros((L,) + xs.shape[1:], dtype=xs.dtype)])
+        if artifact.payload["program"].input_message_bits == 0:
+            padded = padded.astype(bool)
+        return self.execute(artifact.payload["program"], padded), xs.shape[0]
+
+    def aligned(self, artifact, raw: dict, T: int, probes=(), record_spikes=True) -> RunResult:
+        """``run_raw``'s chip-time integers on the float graph's time base and units."""
+        return aligned_result(artifact, raw, T, probes=probes, record_spikes=record_spikes)
+
+    def run(self, artifact, x, *, probes=(), record_spikes=True, progress=None):
+        raw, T = self.run_raw(artifact, x)
+        if progress:
+            progress(T, T)
+        return aligned_result(artifact, raw, T, probes=probes, record_spikes=record_spikes)
+
+
+class EmulatorRunner(Loihi2Runner):
+    name = "emulator"
+    description = "bit-accurate emulator (numba kernel, numpy reference where it does not apply)"
+
+    def execute(self, program, spikes):
+        """The compiled event-driven kernel (numba) when installed and the program uses only what it
+        covers, else the numpy reference; both are bit-exact (tests/test_loihi_fast.py)."""
+        return emulator_fast.run_best(program, spikes)
+
+
+class LavaRunner(Loihi2Runner):
+    name = "lava"
+    description = "Lava fixed_pt CPU models (Python 3.10 side process)"
+
+    def available(self):
+        py = lava_host.find_lava_python()
+        if py:
+            return True, py
+        return False, "no Lava environment: run `neurocompile setup loihi` or set NEUROCOMPILE_LAVA_PYTHON"
+
+    def execute(self, program, spikes):
+        ok, why = self.available()
+        if not ok:
+            raise BackendError(why)
+        try:
+            return lava_host.run_in_lava(program, spikes)
+        except RuntimeError as err:
+            raise NeuroCompileError(f"Lava run failed: {err}") from None
+
+
+class ChipRunner(Loihi2Runner):
+    """A real Loihi 2 through Lava's ``Loihi2HwCfg``: needs Intel's lava-loihi extension and a
+    Loihi host (INRC cloud through SLURM, or a local Kapoho Point), in the Lava environment."""
+
+    name = "chip"
+    description = "Loihi 2 chip through Lava's Loihi2HwCfg (needs lava-loihi on a Loihi host)"
+    chip = True
+
+    MISSING = ("the Loihi 2 hardware runtime is not installed: running on a chip needs Intel's "
+               "lava-loihi package (available to INRC members) in the Lava environment, on a Loihi host "
+               "(SLURM partition or a local board). Use --on lava for Lava's bit-accurate CPU models.")
+
+    def available(self):
+        py = lava_host.find_lava_python()
+        if py is None:
+            return False, "no Lava environment (neurocompile setup loihi)"
+        try:
+            r = subprocess.run([py, "-c", "import lava.utils.loihi as l, sys; sys.exit(0 if l.is_installed() else 1)"],
+                               capture_output=True, timeout=60,
+                               env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+        except (OSError, subprocess.TimeoutExpired) as err:
+            return False, f"the Lava interpreter did not answer ({type(err).__name__})"
+        return (True, py) if r.returncode == 0 else (False, "lava-loihi not installed")
+
+    def execute(self, program, spikes):
+        ok, why = self.available()
+        if not ok:
+            raise BackendError(self.MISSING + f" ({why})")
+        try:
+            return lava_host.run_in_lava(program, spikes, hardware=True)
+        except RuntimeError as err:
+            raise NeuroCompileError(f"Loihi 2 run failed: {err}") from None
+
+
+RUNNERS = {"emulator": EmulatorRunner(), "lava": LavaRunner(), "chip": ChipRunner()}
+
+
+# -- the targets -----------------------------------------------------------------------------
+class Loihi2Target(Target):
+    name = "loihi2"
+    family = "loihi2"
+    description = "Intel Loihi 2: quantized to its fixed-point formats, runs on the bit-accurate emulator (or --on lava)"
+    Options = Loihi2Options
+    runners = RUNNERS
+    default_runner = "emulator"
+    chip_runner = "chip"
+    #: Lava's LIF resets to zero and chip inputs are spikes (ONNX conversion)
+    frontend_defaults = {"reset": "zero", "input_encoding": "spikes"}
+
+    def passes(self, options):
         return [*NORMALIZE, FusePoolIntoConv(), DenseForm(keep_conv=True, conv_fits=conv_fits),
                 QuantizeLoihi2(), PartitionLoihi2()]
 
-    def lower(self, graph: Graph, ctx: PassContext):
-        program, layers = ctx.products["loihi2"]
+    def payload(self, graph: Graph, last: LoweredLoihi2, ctx: PassContext):
         lat = latencies(graph)
-        scales = {name: lq.scale for name, lq in layers.items()}
+        scales = {name: lq.scale for name, lq in last.layers.items()}
         ctx.report["latency"] = {n: lat[n] for n in scales}
         res = ctx.report["resources"]
         ctx.report["summary"] = [
@@ -65,73 +183,69 @@ class Loihi2Backend(Backend):
              for name, q in ctx.report["quantization"].items() if "du" in q] \
           + [f"  {name:<14} sigma-delta vth={q['vth']:<6} state_exp={q['state_exp']} latency={lat[name]}"
              for name, q in ctx.report["quantization"].items() if q.get("kind") == "sigma_delta"]
-        return {"program": program, "scales": scales, "io": ctx.products.get("loihi2_io", {"encoding": "spikes"})}
+        return {"program": last.program, "scales": scales, "io": last.io}
 
     def save_payload(self, payload, directory: Path) -> None:
         payload["program"].save(directory / PAYLOAD_DIR / "program")
-        from neurocompile.utils.atomic import write_npz
-
         write_npz(directory / PAYLOAD_DIR / "scales.npz", payload["scales"])
         write_json(directory / PAYLOAD_DIR / "io.json", payload.get("io", {"encoding": "spikes"}))
 
     def load_payload(self, directory: Path):
-        from neurocompile.targets.loihi2.program import LoihiProgram
-        from neurocompile.utils.atomic import load_npz
-
         path = directory / PAYLOAD_DIR
         if not path.is_dir():
             raise NeuroCompileError("artifact has no loihi2/ payload", file=str(directory))
         io = json.loads((path / "io.json").read_text()) if (path / "io.json").is_file() else {"encoding": "spikes"}
         return {"program": LoihiProgram.load(path / "program"), "scales": load_npz(path / "scales.npz"), "io": io}
 
-    # -- running ------------------------------------------------------------------------------
-    def execute(self, program, spikes: np.ndarray) -> dict:
-        """Run the integer program; spikes (T, B, n_in) bool. Returns {group: {spikes,u,v}}.
 
-        The compiled event-driven kernel (numba) when installed and the program uses only what it
-        covers, else the numpy reference; both are bit-exact (tests/test_loihi_fast.py)."""
-        from neurocompile.targets.loihi2 import emulator_fast as loihi_fast
+class EmulatorTarget(Loihi2Target):
+    """The default target: Loihi 2 numerics on the bit-accurate emulator."""
 
-        return loihi_fast.run_best(program, spikes)
+    name = "emulator"
+    description = "bit-accurate emulator with Loihi 2 numerics (default; same artifact as loihi2)"
 
-    def spikes_in(self, artifact, x) -> np.ndarray:
-        """The program's input, (T, B, n_in), accepting the model's original input shape: 0/1
-        spikes, or for sigma-delta programs the graded messages the host sends (int64)."""
-        graph = artifact.graph
-        shapes = graph.infer_shapes()
-        (inp,) = graph.inputs
-        in_shape = tuple(graph.metadata.get("shapes", {}).get(inp, shapes[inp]))
-        x = np.asarray(x)
-        if x.shape[1:] == in_shape:
-            x = x.reshape(x.shape[:1] + shapes[inp])
-        elif x.shape[2:] == in_shape:
-            x = x.reshape(x.shape[:2] + shapes[inp])
-        xs = normalize_input(graph, {inp: x}, shapes)[inp]
-        xs = xs.reshape(xs.shape[:2] + (-1,))
-        io = (artifact.payload or {}).get("io", {"encoding": "spikes"})
-        if io["encoding"] != "spikes":
-            from neurocompile.targets.loihi2.sigma_delta import encode_input
 
-            return encode_input(io, xs)
-        if not np.all((xs == 0) | (xs == 1)):
-            raise NeuroCompileError("Loihi 2 inputs are spikes: the input must hold only 0 and 1", node=inp)
-        return xs
+class LavaTarget(Loihi2Target):
+    """Loihi 2 artifacts run in Lava (``Loihi2SimCfg(select_tag="fixed_pt")``) by default."""
 
-    def run_raw(self, artifact, x) -> tuple[dict, int]:
-        """Run on the chip's own time base: ``T + latency`` steps, integer state. Returns
-        (``{group: {"spikes", "u", "v"}}``, T)."""
-        xs = self.spikes_in(artifact, x)
-        L = max(latencies(artifact.graph).values())
-        padded = np.concatenate([xs, np.zeros((L,) + xs.shape[1:], dtype=xs.dtype)])
-        if artifact.payload["program"].input_message_bits == 0:
-            padded = padded.astype(bool)
-        return self.execute(artifact.payload["program"], padded), xs.shape[0]
+    name = "lava"
+    description = "Lava fixed_pt CPU models of Loihi 2 (bit-accurate; Python 3.10 side process)"
+    default_runner = "lava"
 
-    def run(self, artifact, x, *, probes=(), record_spikes=True, progress=None):
-        raw, T = self.run_raw(artifact, x)
-        if progress:
-            progress(T, T)
-        return aligned_result(artifact, raw, T, probes=probes, record_spikes=record_spikes)
+
+class Loihi2HardwareTarget(Loihi2Target):
+    """Loihi 2 artifacts run on the chip by default."""
+
+    name = "loihi2-hw"
+    description = "Loihi 2 chip through Lava's Loihi2HwCfg (needs lava-loihi on a Loihi host)"
+    default_runner = "chip"
+
+
+# the names of the first releases
+Loihi2Backend, EmulatorBackend, LavaBackend, Loihi2HardwareBackend = (
+    Loihi2Target, EmulatorTarget, LavaTarget, Loihi2HardwareTarget)
+
+
+def spikes_in(artifact, x) -> np.ndarray:
+    """The program's input, (T, B, n_in), accepting the model's original input shape: 0/1
+    spikes, or for sigma-delta programs the graded messages the host sends (int64)."""
+    graph = artifact.graph
+    shapes = graph.infer_shapes()
+    (inp,) = graph.inputs
+    in_shape = tuple(graph.metadata.get("shapes", {}).get(inp, shapes[inp]))
+    x = np.asarray(x)
+    if x.shape[1:] == in_shape:
+        x = x.reshape(x.shape[:1] + shapes[inp])
+    elif x.shape[2:] == in_shape:
+        x = x.reshape(x.shape[:2] + shapes[inp])
+    xs = normalize_input(graph, {inp: x}, shapes)[inp]
+    xs = xs.reshape(xs.shape[:2] + (-1,))
+    io = (artifact.payload or {}).get("io", {"encoding": "spikes"})
+    if io["encoding"] != "spikes":
+        return encode_input(io, xs)
+    if not np.all((xs == 0) | (xs == 1)):
+        raise NeuroCompileError("Loihi 2 inputs are spikes: the input must hold only 0 and 1", node=inp)
+    return xs
 
 
 def aligned_result(artifact, raw: dict, T: int, probes=(), record_spikes=True) -> RunResult:
@@ -191,88 +305,3 @@ def aligned_result(artifact, raw: dict, T: int, probes=(), record_spikes=True) -
             if isinstance(val, dict) and "spikes" in val and n in lat:  # graph groups, not helpers
                 recorded.setdefault(f"{n}.out", aligned(n, "spikes"))
     return RunResult(outputs=outputs, probes=recorded)
-
-
-def _loihi2_chip(self, artifact, x, **kw):
-    """``neurocompile run ARTIFACT --on loihi2``: the chip, through Lava's Loihi2HwCfg."""
-    return Loihi2HardwareBackend().run(artifact, x, **kw)
-
-
-def _loihi2_chip_status(self):
-    return Loihi2HardwareBackend().available()
-
-
-Loihi2Backend.run_on_chip = _loihi2_chip
-Loihi2Backend.chip_status = _loihi2_chip_status
-
-
-class EmulatorBackend(Loihi2Backend):
-    """The default target: Loihi 2 numerics on the bit-accurate emulator."""
-
-    chip_target = False
-    name = "emulator"
-    description = "bit-accurate emulator with Loihi 2 numerics (default; same artifact as loihi2)"
-
-
-class LavaBackend(Loihi2Backend):
-    """Runs Loihi 2 artifacts in Lava (``Loihi2SimCfg(select_tag="fixed_pt")``), a separate
-    Python 3.10 process; found through ``NEUROCOMPILE_LAVA_PYTHON`` or the environment that
-    ``scripts/setup_lava_env.sh`` creates."""
-
-    chip_target = False
-    name = "lava"
-    description = "Lava fixed_pt CPU models of Loihi 2 (bit-accurate; Python 3.10 side process)"
-
-    def available(self):
-        from neurocompile.targets.loihi2.lava.host import find_lava_python
-
-        py = find_lava_python()
-        if py:
-            return True, py
-        return False, "no Lava environment: run scripts/setup_lava_env.sh or set NEUROCOMPILE_LAVA_PYTHON"
-
-    def execute(self, program, spikes):
-        from neurocompile.targets.loihi2.lava.host import run_in_lava
-
-        try:
-            return run_in_lava(program, spikes)
-        except RuntimeError as err:
-            raise NeuroCompileError(f"Lava run failed: {err}") from None
-
-
-class Loihi2HardwareBackend(LavaBackend):
-    """A real Loihi 2 through Lava's ``Loihi2HwCfg``: needs Intel's lava-loihi extension and a
-    Loihi host (INRC cloud through SLURM, or a local Kapoho Point), in the Lava environment."""
-
-    chip_target = False
-    name = "loihi2-hw"
-    description = "Loihi 2 chip through Lava's Loihi2HwCfg (needs lava-loihi on a Loihi host)"
-
-    MISSING = ("the Loihi 2 hardware runtime is not installed: running on a chip needs Intel's "
-               "lava-loihi package (available to INRC members) in the Lava environment, on a Loihi host "
-               "(SLURM partition or a local board). Use --on lava for Lava's bit-accurate CPU models.")
-
-    def available(self):
-        import subprocess
-
-        from neurocompile.targets.loihi2.lava.host import find_lava_python
-
-        py = find_lava_python()
-        if py is None:
-            return False, "no Lava environment (neurocompile setup loihi)"
-        r = subprocess.run([py, "-c", "import lava.utils.loihi as l, sys; sys.exit(0 if l.is_installed() else 1)"],
-                           capture_output=True)
-        return (True, py) if r.returncode == 0 else (False, "lava-loihi not installed")
-
-    def execute(self, program, spikes):
-        ok, why = self.available()
-        if not ok:
-            from neurocompile.errors import BackendError
-
-            raise BackendError(self.MISSING + f" ({why})")
-        from neurocompile.targets.loihi2.lava.host import run_in_lava
-
-        try:
-            return run_in_lava(program, spikes, hardware=True)
-        except RuntimeError as err:
-            raise NeuroCompileError(f"Loihi 2 run failed: {err}") from None

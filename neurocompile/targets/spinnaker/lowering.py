@@ -72,10 +72,12 @@ import numpy as np
 
 from neurocompile.targets.spinnaker import fixed as F
 from neurocompile.targets.spinnaker.program import Population, Program, Projection, Source, max_summed_weight, predict_shifts, weight_words
-from neurocompile.errors import UnsupportedError
+from pathlib import Path
+
+from neurocompile.errors import NeuroCompileError, UnsupportedError
 from neurocompile.ir import nodes as N
 from neurocompile.ir.graph import Graph
-from neurocompile.passes.base import Pass, PassContext
+from neurocompile.passes.base import CompileOptions, Lowering, PassContext
 from neurocompile.passes.activity import neuron_drive_stats
 
 TIMESTEP_MS = 1.0
@@ -199,23 +201,51 @@ def _raw(x) -> np.ndarray:
 
 
 @dataclasses.dataclass(frozen=True)
-class QuantizeSpiNNaker(Pass):
-    """Produce ``ctx.products['spinnaker']`` (a :class:`Program`) and ``ctx.report['spinnaker']``.
+class SpiNNakerOptions(CompileOptions):
+    #: head-room over the calibrated peak input when choosing ring-buffer shifts
+    margin: float = 1.25
+    #: IF neurons: the width (mV) of the window IF_curr_delta integrates in
+    if_window: float = 2.0
+    #: neurons a core (sPyNNaker's default maximum is 256)
+    neurons_per_core: int = NEURONS_PER_CORE
+    #: "from_step_0" keeps a recurrent group's bias from the first tick (else an error)
+    recurrent_bias: str | None = None
 
-    Options (``ctx.options``): ``calibration`` (input array for activity statistics),
-    ``margin`` (default 1.25), ``if_window`` (default 2.0), ``neurons_per_core`` (256)."""
+
+@dataclasses.dataclass(frozen=True)
+class LoweredSpiNNaker:
+    """The SpiNNaker level: the populations, projections and raw words of the program."""
+
+    graph: Graph
+    program: Program
+
+    def validate(self) -> None:
+        names = [p.name for p in self.program.populations] + [s.name for s in self.program.sources]
+        if len(set(names)) != len(names):
+            raise NeuroCompileError("the SpiNNaker program names a population twice")
+        for pr in self.program.projections:
+            if pr.pre not in names or pr.post not in names:
+                raise NeuroCompileError(f"projection {pr.pre}->{pr.post} names a missing population")
+
+    def dump(self, directory: Path) -> None:
+        self.program.save(directory)
+
+
+@dataclasses.dataclass(frozen=True)
+class QuantizeSpiNNaker(Lowering):
+    """The lowering: graph -> :class:`LoweredSpiNNaker`; the report gets ``spinnaker``."""
 
     name: ClassVar[str] = "quantize-spinnaker"
 
-    def run(self, graph: Graph, ctx: PassContext) -> Graph:
+    def run(self, graph: Graph, ctx: PassContext) -> LoweredSpiNNaker:
         check_supported(graph)
         opts = ctx.options
-        margin = float(opts.get("margin", 1.25))
-        if_window = float(opts.get("if_window", 2.0))
-        per_core = int(opts.get("neurons_per_core", NEURONS_PER_CORE))
+        margin = float(opts.margin)
+        if_window = float(opts.if_window)
+        per_core = int(opts.neurons_per_core)
         shapes = graph.infer_shapes()
         (inp,) = graph.inputs
-        stats = neuron_drive_stats(graph, opts.get("calibration"))
+        stats = neuron_drive_stats(graph, opts.calibration)
         syns = _synapses(graph, shapes)
         lat = _latencies(graph, syns)
         delays = {}
@@ -240,7 +270,7 @@ class QuantizeSpiNNaker(Pass):
                 into[sy.post] = into.get(sy.post, 0.0) + sy.bias
         for g in bias_rec:
             if not isinstance(graph.nodes[g], N.CubaLIF):
-                if opts.get("recurrent_bias") != "from_step_0":
+                if opts.recurrent_bias != "from_step_0":
                     raise UnsupportedError(
                         "a recurrent Affine with a bias feeds this LIF/IF group: the graph leaves that "
                         "bias out of step 0, which a constant i_offset cannot (pass the option "
@@ -294,9 +324,8 @@ class QuantizeSpiNNaker(Pass):
                "groups": reports, "ring_buffer_shifts": shifts, "weights": qrep,
                "resources": resources}
         program.report = rep
-        ctx.products["spinnaker"] = program
         ctx.report["spinnaker"] = rep
-        return graph
+        return LoweredSpiNNaker(graph=graph, program=program)
 
     # -- one neuron group -------------------------------------------------------------------
     def _group(self, graph, g, node, n, st, latency, margin, if_window, ts, biases, boost):

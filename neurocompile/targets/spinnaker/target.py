@@ -1,5 +1,5 @@
-"""The ``spinnaker`` backend: NORMALIZE + DenseForm + QuantizeSpiNNaker, runs on the fixed-point
-emulator of sPyNNaker 7.x (default) or, with ``runner="board"``, on a real machine."""
+"""The ``spinnaker`` target: NORMALIZE + DenseForm + QuantizeSpiNNaker (the lowering to the PyNN
+program); runners ``emulator`` (sPyNNaker 7.x's fixed-point code, default) and ``board``."""
 from __future__ import annotations
 
 import tempfile
@@ -7,45 +7,63 @@ from pathlib import Path
 
 import numpy as np
 
-from neurocompile.passes import NORMALIZE, PassContext, Pipeline
+from neurocompile.passes import NORMALIZE, PassContext
 from neurocompile.passes.dense_form import DenseForm
-from neurocompile.targets.spinnaker.lowering import QuantizeSpiNNaker
+from neurocompile.targets.spinnaker.lowering import LoweredSpiNNaker, QuantizeSpiNNaker, SpiNNakerOptions
 from neurocompile.ir.interpreter import RunResult
 from neurocompile.targets.spinnaker.emulator import run_program
 from neurocompile.targets.spinnaker.program import Program
 from neurocompile.errors import BackendError, NeuroCompileError
-from neurocompile.targets.base import Backend
+from neurocompile.targets.base import Runner, Target
 from neurocompile.targets.spinnaker import board
 from neurocompile.targets.spinnaker.pynn_script import write_script
 
 PAYLOAD_DIR = "spinnaker"
 
 
-class SpiNNakerBackend(Backend):
-    chip_target = True
-    name = "spinnaker"
-    description = ("SpiNNaker via sPyNNaker 7.x (IF_curr_exp / IF_curr_delta, 1 ms ticks); runs on a "
-                   "bit-accurate emulator of the ARM fixed-point code, or on a board in ~/.spynnaker.cfg")
+class EmulatorRunner(Runner):
+    name = "emulator"
+    description = "bit-accurate emulator of sPyNNaker's ARM fixed-point code"
+    exact = True
+
+    def run(self, artifact, x, *, probes=(), record_spikes=True, progress=None):
+        return run_spinnaker(artifact, x, probes=probes, record_spikes=record_spikes, progress=progress)
+
+
+class BoardRunner(Runner):
+    name = "board"
+    description = "the SpiNNaker board in ~/.spynnaker.cfg (machineName or spalloc)"
+    exact = True
+    chip = True
 
     def available(self) -> tuple[bool, str]:
-        return True, "the SpiNNaker emulator profile runs here"
-
-    def chip_status(self) -> tuple[bool, str]:
-        """Whether a real board is configured in ~/.spynnaker.cfg (machineName or spalloc)."""
         return board.board_status()
 
-    def run_on_chip(self, artifact, x, **kw):
-        """``neurocompile run ARTIFACT --on spinnaker``: the board named in ~/.spynnaker.cfg."""
-        ok, why = self.chip_status()
+    def run(self, artifact, x, *, probes=(), record_spikes=True, progress=None):
+        ok, why = self.available()
         if not ok:
             raise BackendError(why)
-        return self.run(artifact, x, runner="board", **kw)
+        return run_spinnaker(artifact, x, probes=probes, record_spikes=record_spikes, progress=progress,
+                             runner="board")
 
-    def pipeline(self, options: dict) -> list:
+
+class SpiNNakerTarget(Target):
+    name = "spinnaker"
+    family = "spinnaker"
+    description = ("SpiNNaker via sPyNNaker 7.x (IF_curr_exp / IF_curr_delta, 1 ms ticks); runs on a "
+                   "bit-accurate emulator of the ARM fixed-point code, or on a board in ~/.spynnaker.cfg")
+    Options = SpiNNakerOptions
+    runners = {"emulator": EmulatorRunner(), "board": BoardRunner()}
+    default_runner = "emulator"
+    chip_runner = "board"
+    #: sPyNNaker's IF_curr_* reset to a value, take spikes and have no non-spiking readout (ONNX)
+    frontend_defaults = {"reset": "zero", "input_encoding": "spikes", "readout": "spikes"}
+
+    def passes(self, options) -> list:
         return list(NORMALIZE) + [DenseForm(), QuantizeSpiNNaker()]
 
-    def lower(self, graph, ctx: PassContext):
-        return ctx.products["spinnaker"]
+    def payload(self, graph, last: LoweredSpiNNaker, ctx: PassContext) -> Program:
+        return last.program
 
     # -- payload ----------------------------------------------------------------------------
     def save_payload(self, payload: Program, directory: Path) -> None:
@@ -60,68 +78,73 @@ class SpiNNakerBackend(Backend):
         except (OSError, ValueError, KeyError) as err:
             raise NeuroCompileError(f"cannot read the SpiNNaker program: {err}", file=str(d)) from None
 
-    # -- running ----------------------------------------------------------------------------
-    def _compiled(self, artifact):
-        if isinstance(artifact.payload, Program):
-            return artifact.graph, artifact.payload
-        ctx = PassContext(target=self.name)
-        graph = Pipeline(self.pipeline({}), verify=True).run(artifact.graph, ctx)
-        return graph, ctx.products["spinnaker"]
 
-    def run(self, artifact, x, *, probes=(), record_spikes=True, progress=None, runner: str = "emulator"):
-        graph, program = self._compiled(artifact)
-        xs = spike_input(graph, program, x)
-        T, B, _ = xs.shape
-        wanted = _parse_probes(graph, program, probes, record_spikes)
-        need_v = any(var == "v" for _, var in wanted.values())
-        need_i = any(var == "i" for _, var in wanted.values())
-        n_ticks = T + program.max_latency
-        if runner == "emulator":
-            chip = run_program(program, xs, n_ticks, record_v=need_v, record_i=need_i,
-                               progress=(lambda d, n: progress(min(d, T), T)) if progress else None)
-            spikes, v_raw, i_raw = chip.spikes, chip.v, {
-                n: chip.i_exc[n] - chip.i_inh[n] for n in chip.i_exc}
-        elif runner == "board":
-            if need_i:
-                raise BackendError("sPyNNaker does not record the synaptic current per tick in a "
-                                   "form this runner reads; probe v or spikes on the board")
-            spikes, v_raw = self._board(artifact, program, xs, n_ticks, need_v)
-            i_raw = {}
+SpiNNakerBackend = SpiNNakerTarget   # the name of the first releases
+
+
+def _program(artifact) -> Program:
+    if not isinstance(artifact.payload, Program):
+        raise NeuroCompileError("the artifact holds no SpiNNaker program: compile it with --target spinnaker")
+    return artifact.payload
+
+
+def run_spinnaker(artifact, x, *, probes=(), record_spikes=True, progress=None, runner: str = "emulator"):
+    """Run a SpiNNaker artifact on the emulator profile or the board; results on the graph's time base."""
+    graph, program = artifact.graph, _program(artifact)
+    xs = spike_input(graph, program, x)
+    T, B, _ = xs.shape
+    wanted = _parse_probes(graph, program, probes, record_spikes)
+    need_v = any(var == "v" for _, var in wanted.values())
+    need_i = any(var == "i" for _, var in wanted.values())
+    n_ticks = T + program.max_latency
+    if runner == "emulator":
+        chip = run_program(program, xs, n_ticks, record_v=need_v, record_i=need_i,
+                           progress=(lambda d, n: progress(min(d, T), T)) if progress else None)
+        spikes, v_raw, i_raw = chip.spikes, chip.v, {
+            n: chip.i_exc[n] - chip.i_inh[n] for n in chip.i_exc}
+    elif runner == "board":
+        if need_i:
+            raise BackendError("sPyNNaker does not record the synaptic current per tick in a "
+                               "form this runner reads; probe v or spikes on the board")
+        spikes, v_raw = _board(artifact, program, xs, n_ticks, need_v)
+        i_raw = {}
+    else:
+        raise BackendError(f"unknown SpiNNaker runner '{runner}' (emulator or board)")
+    outputs = {o: _align(spikes[p], program.population(p).latency, T).astype(np.float64)
+               for o, p in program.outputs.items()}
+    recorded = {}
+    for key, (node, var) in wanted.items():
+        if node == program.input_name:
+            recorded[key] = xs.astype(np.float64)
+            continue
+        pop = program.population(node)
+        if var == "out":
+            recorded[key] = _align(spikes[node], pop.latency, T).astype(np.float64)
+        elif var == "v":
+            raw = _align(v_raw[node], pop.latency, T)
+            recorded[key] = (raw / 32768.0 - pop.offset) / pop.scale
         else:
-            raise BackendError(f"unknown SpiNNaker runner '{runner}' (emulator or board)")
-        outputs = {o: _align(spikes[p], program.population(p).latency, T).astype(np.float64)
-                   for o, p in program.outputs.items()}
-        recorded = {}
-        for key, (node, var) in wanted.items():
-            if node == program.input_name:
-                recorded[key] = xs.astype(np.float64)
-                continue
-            pop = program.population(node)
-            if var == "out":
-                recorded[key] = _align(spikes[node], pop.latency, T).astype(np.float64)
-            elif var == "v":
-                raw = _align(v_raw[node], pop.latency, T)
-                recorded[key] = (raw / 32768.0 - pop.offset) / pop.scale
-            else:
-                raw = _align(i_raw[node], pop.latency, T) + pop.raw["i_offset"]
-                recorded[key] = raw / 32768.0 / pop.cur_scale
-        return RunResult(outputs=outputs, probes=recorded)
+            raw = _align(i_raw[node], pop.latency, T) + pop.raw["i_offset"]
+            recorded[key] = raw / 32768.0 / pop.cur_scale
+    return RunResult(outputs=outputs, probes=recorded)
 
-    def _board(self, artifact, program, xs, n_ticks, need_v):
-        with tempfile.TemporaryDirectory(prefix="nc-spinnaker-prog-") as tmp:
-            d = Path(artifact.path) / PAYLOAD_DIR if artifact.path else Path(tmp)
-            if not (d / "run_pynn.py").is_file():
-                d = Path(tmp)
-                program.save(d)
-                write_script(d)
-            out = board.run_on_board(d, xs, n_ticks + 1, record_v=need_v)
-        spikes = {p.name: out[f"spikes/{p.name}"][:n_ticks].astype(bool) for p in program.populations}
-        v_raw = {}
-        if need_v:
-            for p in program.populations:
-                rec = out[f"v/{p.name}"]          # v at the start of each tick, in mV
-                v_raw[p.name] = np.rint(rec[1:n_ticks + 1] * 32768.0).astype(np.int64)
-        return spikes, v_raw
+
+
+def _board(artifact, program, xs, n_ticks, need_v):
+    with tempfile.TemporaryDirectory(prefix="nc-spinnaker-prog-") as tmp:
+        d = Path(artifact.path) / PAYLOAD_DIR if artifact.path else Path(tmp)
+        if not (d / "run_pynn.py").is_file():
+            d = Path(tmp)
+            program.save(d)
+            write_script(d)
+        out = board.run_on_board(d, xs, n_ticks + 1, record_v=need_v)
+    spikes = {p.name: out[f"spikes/{p.name}"][:n_ticks].astype(bool) for p in program.populations}
+    v_raw = {}
+    if need_v:
+        for p in program.populations:
+            rec = out[f"v/{p.name}"]          # v at the start of each tick, in mV
+            v_raw[p.name] = np.rint(rec[1:n_ticks + 1] * 32768.0).astype(np.int64)
+    return spikes, v_raw
 
 
 def _align(arr: np.ndarray, latency: int, T: int) -> np.ndarray:

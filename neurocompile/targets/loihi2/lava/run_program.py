@@ -51,6 +51,8 @@ element.  It is written atomically.
 
 from __future__ import annotations
 
+import importlib
+import importlib.machinery
 import importlib.util
 import io
 import os
@@ -60,19 +62,30 @@ import time
 
 import numpy as np
 
+#: name under which the program layer is imported in the Lava interpreter
+_PROGRAM_PACKAGE = "_nc_loihi2"
+
 
 def _load_program_module():
-    """Import loihi_program.py by file path.
+    """Import the program layer (``program.py`` and the ``program_*.py``
+    modules it imports relatively) by file path.
 
-    Loading by path keeps the Lava interpreter away from package
-    ``__init__`` files that may import torch or numpy-2-only code.
+    The directory holding them is registered as a stand-alone package
+    ``_nc_loihi2`` whose ``__init__`` is never executed (no module object
+    is built from the real ``loihi2/__init__.py``), so the Lava interpreter
+    stays away from package ``__init__`` files that may import torch or
+    numpy-2-only code; only the program modules (stdlib + numpy) run.
     """
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "program.py")
-    spec = importlib.util.spec_from_file_location("_nc_loihi_program", path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses need the module registered
-    spec.loader.exec_module(mod)
-    return mod
+    name = _PROGRAM_PACKAGE + ".program"
+    if name in sys.modules:
+        return sys.modules[name]
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    spec = importlib.machinery.ModuleSpec(_PROGRAM_PACKAGE, None,
+                                          is_package=True)
+    spec.submodule_search_locations = [here]
+    pkg = importlib.util.module_from_spec(spec)
+    sys.modules[_PROGRAM_PACKAGE] = pkg  # relative imports resolve here
+    return importlib.import_module(name)
 
 
 def _components(program, input_name):
@@ -248,7 +261,6 @@ def run_one(program, spikes, input_name, workdir):
     readout_s)`` with arrays shaped (T, size); ``stop()`` is always called.
     """
     from lava.magma.core.run_conditions import RunSteps
-    from lava.magma.core.run_configs import Loihi2SimCfg
     from lava.proc.io.source import RingBuffer as SpikeSource
 
     recorder_cls, recorder_models = _recorder_classes()
