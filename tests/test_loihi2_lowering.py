@@ -19,7 +19,7 @@ from neurocompile.ir import nodes as N
 from neurocompile.ir import sequential
 from neurocompile.passes import NORMALIZE, Pipeline
 from neurocompile.passes.dense_form import DenseForm
-from neurocompile.ir.latency import latencies
+from neurocompile.ir.latency import shortest_hops
 from neurocompile.targets.loihi2 import emulator as loihi
 from neurocompile.targets.loihi2.program import LoihiConv, LoihiDense, LoihiSigmaDelta
 from neurocompile.ir.interpreter import run as float_run
@@ -34,7 +34,7 @@ EMULATOR = BACKEND.runners["emulator"]
 def chip_input(art, x):
     """What the chip is fed: the encoded input padded by the pipeline latency (as run_raw)."""
     xs = spikes_in(art, x)
-    L = max(latencies(art.graph).values())
+    L = max(shortest_hops(art.graph).values())
     pad = np.concatenate([xs, np.zeros((L,) + xs.shape[1:], dtype=xs.dtype)])
     return pad if art.payload["program"].input_message_bits else pad.astype(bool)
 

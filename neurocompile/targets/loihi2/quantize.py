@@ -50,7 +50,7 @@ from neurocompile.errors import UnsupportedError
 from neurocompile.ir import nodes as N
 from neurocompile.ir.graph import Graph
 from neurocompile.passes.base import Lowering, PassContext
-from neurocompile.ir.latency import latencies
+from neurocompile.ir.latency import shortest_hops
 from neurocompile.targets.loihi2.connections import Connection, check_delays, incoming, look_through
 from neurocompile.targets.loihi2.conv import conv_vth, quantize_conv
 from neurocompile.targets.loihi2.lowered import LoweredLoihi2
@@ -116,7 +116,7 @@ def check_supported(graph: Graph) -> None:
             continue
         if not isinstance(node, SUPPORTED):
             raise UnsupportedError(f"{node.op} has no Loihi 2 lowering yet", node=name)
-        if hasattr(node, "reset"):
+        if node.has_reset:
             if node.reset == "subtract":
                 raise UnsupportedError("Lava's Loihi 2 LIF resets v to 0; reset by subtraction is not "
                                        "expressible (retrain with reset_mechanism='zero')", node=name)
@@ -230,7 +230,7 @@ class QuantizeLoihi2(Lowering):
 
     def run(self, graph: Graph, ctx: PassContext) -> LoweredLoihi2:
         calibration = ctx.options.calibration
-        if any(isinstance(n, (N.SigmaDelta, N.Delta)) for n in graph.nodes.values()):
+        if any(n.graded for n in graph.nodes.values()):
             from neurocompile.targets.loihi2.sigma_delta import lower_sdn
 
             program, layers, io, rep = lower_sdn(graph, calibration, self.margin)
@@ -248,7 +248,7 @@ class QuantizeLoihi2(Lowering):
         shapes = graph.infer_shapes()
         (inp,) = graph.inputs
         lifs, dense, layers, rep = [], [], {}, {}
-        lat = latencies(graph)
+        lat = shortest_hops(graph)
         n_clock = 0
         for name, node in graph.nodes.items():
             if not isinstance(node, SUPPORTED):
@@ -257,7 +257,7 @@ class QuantizeLoihi2(Lowering):
             size = int(np.prod(shape))
             du, dv, alpha_q, beta_q, gain = decays(node, graph, name)
             gain = flat(gain, shape)
-            spiking = hasattr(node, "v_threshold")
+            spiking = node.spiking
             st = stats[name]
             if spiking:
                 thr = flat(node.v_threshold, shape)
@@ -265,7 +265,7 @@ class QuantizeLoihi2(Lowering):
                 ref = st["v"] if st["v"] is not None else st["drive"] * np.abs(gain) / max(1e-12, 1 - beta_q)
                 thr = np.full(size, max(float(np.max(ref)), 1e-12))
             # headroom: how many thresholds |u| (the chip's current, in v units) and |v| reach
-            cuba = isinstance(node, (N.CubaLIF, N.CubaLI))
+            cuba = node.current is not None
             u_gain = (1 - beta_q) * flat(node.r, shape) if cuba else gain
             u_ratio = float(np.max(st["drive"] * np.abs(u_gain) / thr)) if size else 0.0
             v_ratio = float(np.max(st["v"] / thr)) if st["v"] is not None else u_ratio
@@ -334,13 +334,13 @@ class QuantizeLoihi2(Lowering):
                 rep[f"{name}.bias"] = {"rel_rms_error": float(np.sqrt(np.mean(err ** 2)) /
                                                            (np.sqrt(np.mean((cols * vth) ** 2)) or 1.0)),
                                        "max_abs_error_thr": float(np.abs(err).max() / vth), "clipped": 0}
-            if hasattr(node, "v_leak"):
+            if node.membrane_tau is not None:  # a leaky membrane: v relaxes toward v_leak
                 bias_f = bias_f + (1 - beta_q) * flat(node.v_leak, shape)
             bias_int = bias_f * scale
             mant, bexp, berr = quantize_bias(bias_int)
             lifs.append(LoihiLIF(name=name, size=size, du=du, dv=dv, vth=vth if spiking else VTH_MAX,
                                  bias_mant=mant, bias_exp=bexp))
-            beta_f = _float_decay(node, graph, "tau_mem" if hasattr(node, "tau_mem") else "tau")
+            beta_f = _float_decay(node, graph, node.membrane_tau)
             lrep = {"vth": vth, "du": du, "dv": dv, "headroom": round(head, 3),
                     "calibrated": bool(st["observed"]), "bias_exp": bexp,
                     "bias_max_abs_error_thr": berr / (64 * vth), "beta": beta_f, "beta_q": beta_q}
@@ -348,7 +348,7 @@ class QuantizeLoihi2(Lowering):
                 lrep["vth_rule"] = "conv: largest kernel weight at the 8-bit limit with exponent 0"
             if getattr(node, "compare", "gt") == "ge":
                 lrep["note_compare"] = "'>=' lowered as Loihi's '>' (differs only when v equals vth<<6 exactly)"
-            if isinstance(node, (N.CubaLIF, N.CubaLI)):
+            if node.current is not None:
                 lrep["alpha"] = _float_decay(node, graph, "tau_syn")
                 lrep["alpha_q"] = alpha_q
             rep[name] = lrep
@@ -425,6 +425,6 @@ def clock_chain(n: int):
 def _float_decay(node, graph, field) -> float | None:
     from neurocompile.ir.nodes import decay_factor
 
-    if not hasattr(node, field):
+    if field is None:  # no time constant: no decay
         return 1.0
     return float(np.ravel(decay_factor(getattr(node, field), graph.dt, graph.discretization))[0])

@@ -30,8 +30,9 @@ import numpy as np
 from neurocompile.errors import BackendError, NeuroCompileError
 from neurocompile.ir import nodes as N
 from neurocompile.ir.graph import Graph
-from neurocompile.ir.interpreter import RunResult, normalize_input, split_probe
-from neurocompile.ir.latency import latencies
+from neurocompile.ir.batch import batched_input
+from neurocompile.ir.interpreter import RunResult, split_probe
+from neurocompile.ir.latency import shortest_hops
 from neurocompile.passes import NORMALIZE, CompileOptions, PassContext
 from neurocompile.passes.dense_form import DenseForm
 from neurocompile.passes.fuse_pool_conv import FusePoolIntoConv
@@ -70,7 +71,7 @@ class Loihi2Runner(Runner):
         """Run on the chip's own time base: ``T + latency`` steps, integer state. Returns
         (``{group: {"spikes", "u", "v"}}``, T)."""
         xs = spikes_in(artifact, x)
-        L = max(latencies(artifact.graph).values())
+        L = max(shortest_hops(artifact.graph).values())
         padded = np.concatenate([xs, np.zeros((L,) + xs.shape[1:], dtype=xs.dtype)])
         if artifact.payload["program"].input_message_bits == 0:
             padded = padded.astype(bool)
@@ -171,7 +172,7 @@ class Loihi2Target(Target):
                 QuantizeLoihi2(), PartitionLoihi2()]
 
     def payload(self, graph: Graph, last: LoweredLoihi2, ctx: PassContext):
-        lat = latencies(graph)
+        lat = shortest_hops(graph)
         scales = {name: lq.scale for name, lq in last.layers.items()}
         ctx.report["latency"] = {n: lat[n] for n in scales}
         res = ctx.report["resources"]
@@ -230,16 +231,8 @@ def spikes_in(artifact, x) -> np.ndarray:
     """The program's input, (T, B, n_in), accepting the model's original input shape: 0/1
     spikes, or for sigma-delta programs the graded messages the host sends (int64)."""
     graph = artifact.graph
-    shapes = graph.infer_shapes()
+    xs = batched_input(graph, x, flat=True)
     (inp,) = graph.inputs
-    in_shape = tuple(graph.metadata.get("shapes", {}).get(inp, shapes[inp]))
-    x = np.asarray(x)
-    if x.shape[1:] == in_shape:
-        x = x.reshape(x.shape[:1] + shapes[inp])
-    elif x.shape[2:] == in_shape:
-        x = x.reshape(x.shape[:2] + shapes[inp])
-    xs = normalize_input(graph, {inp: x}, shapes)[inp]
-    xs = xs.reshape(xs.shape[:2] + (-1,))
     io = (artifact.payload or {}).get("io", {"encoding": "spikes"})
     if io["encoding"] != "spikes":
         return encode_input(io, xs)
@@ -256,7 +249,7 @@ def aligned_result(artifact, raw: dict, T: int, probes=(), record_spikes=True) -
     scales = artifact.payload["scales"]
     program = artifact.payload["program"]
     sdn = {n.name: n for n in program.neurons if type(n).__name__ == "LoihiSigmaDelta"}
-    lat = latencies(graph)
+    lat = shortest_hops(graph)
 
     def aligned(name, key):
         """Float time base and units, in the group's shape in the graph (as the float run gives)."""

@@ -71,17 +71,15 @@ from typing import ClassVar
 import numpy as np
 
 from neurocompile.targets.spinnaker import fixed as F
+from neurocompile.targets.spinnaker.lowered import NEURONS_PER_CORE, LoweredSpiNNaker, SpiNNakerOptions
 from neurocompile.targets.spinnaker.program import Population, Program, Projection, Source, max_summed_weight, predict_shifts, weight_words
-from pathlib import Path
-
-from neurocompile.errors import NeuroCompileError, UnsupportedError
+from neurocompile.errors import UnsupportedError
 from neurocompile.ir import nodes as N
 from neurocompile.ir.graph import Graph
-from neurocompile.passes.base import CompileOptions, Lowering, PassContext
+from neurocompile.passes.base import Lowering, PassContext
 from neurocompile.passes.activity import neuron_drive_stats
 
 TIMESTEP_MS = 1.0
-NEURONS_PER_CORE = 256
 V_TARGET = float(1 << 14)        # mV used by the largest value a group reaches (accum max 2**16)
 RB_LIMIT = float(1 << 13)        # nA: bound of the worst-case ring-buffer sum (shift <= 14)
 MAX_DELAY = 128                  # conservative: sPyNNaker 7 delay extensions give 8 stages x the core's own range
@@ -174,11 +172,17 @@ def _synapses(graph: Graph, shapes) -> list[_Syn]:
     return out
 
 
-def _latencies(graph: Graph, syns: list[_Syn]) -> dict[str, int]:
+def longest_hops(graph: Graph, syns: list[_Syn]) -> dict[str, int]:
+    """Ticks from the input to every population along the *longest* feed-forward chain of
+    projections (each adds a tick); shorter paths get delays so that inputs arrive together."""
+    into: dict[str, list[str]] = {}
+    for s in syns:
+        if not s.recurrent:
+            into.setdefault(s.post, []).append(s.pre)
     lat = {n: 0 for n in graph.inputs}
     for n in graph.order():
         if isinstance(graph.nodes[n], SUPPORTED):
-            ff = [lat[s.pre] + 1 for s in syns if s.post == n and not s.recurrent and s.pre in lat]
+            ff = [lat[p] + 1 for p in into.get(n, ()) if p in lat]
             lat[n] = max(ff) if ff else 1
     return lat
 
@@ -201,37 +205,6 @@ def _raw(x) -> np.ndarray:
 
 
 @dataclasses.dataclass(frozen=True)
-class SpiNNakerOptions(CompileOptions):
-    #: head-room over the calibrated peak input when choosing ring-buffer shifts
-    margin: float = 1.25
-    #: IF neurons: the width (mV) of the window IF_curr_delta integrates in
-    if_window: float = 2.0
-    #: neurons a core (sPyNNaker's default maximum is 256)
-    neurons_per_core: int = NEURONS_PER_CORE
-    #: "from_step_0" keeps a recurrent group's bias from the first tick (else an error)
-    recurrent_bias: str | None = None
-
-
-@dataclasses.dataclass(frozen=True)
-class LoweredSpiNNaker:
-    """The SpiNNaker level: the populations, projections and raw words of the program."""
-
-    graph: Graph
-    program: Program
-
-    def validate(self) -> None:
-        names = [p.name for p in self.program.populations] + [s.name for s in self.program.sources]
-        if len(set(names)) != len(names):
-            raise NeuroCompileError("the SpiNNaker program names a population twice")
-        for pr in self.program.projections:
-            if pr.pre not in names or pr.post not in names:
-                raise NeuroCompileError(f"projection {pr.pre}->{pr.post} names a missing population")
-
-    def dump(self, directory: Path) -> None:
-        self.program.save(directory)
-
-
-@dataclasses.dataclass(frozen=True)
 class QuantizeSpiNNaker(Lowering):
     """The lowering: graph -> :class:`LoweredSpiNNaker`; the report gets ``spinnaker``."""
 
@@ -247,7 +220,7 @@ class QuantizeSpiNNaker(Lowering):
         (inp,) = graph.inputs
         stats = neuron_drive_stats(graph, opts.calibration)
         syns = _synapses(graph, shapes)
-        lat = _latencies(graph, syns)
+        lat = longest_hops(graph, syns)
         delays = {}
         for s in syns:
             d = lat[s.post] - lat[s.pre] + (1 if s.recurrent else 0)
@@ -368,8 +341,7 @@ class QuantizeSpiNNaker(Lowering):
             dt, rule = graph.dt, graph.discretization
             if dt is None:
                 raise UnsupportedError("the graph has no dt", node=g)
-            tau_field = "tau_mem" if isinstance(node, N.CubaLIF) else "tau"
-            beta = np.broadcast_to(N.decay_factor(np.asarray(getattr(node, tau_field), float), dt, rule),
+            beta = np.broadcast_to(N.decay_factor(np.asarray(getattr(node, node.membrane_tau), float), dt, rule),
                                    (n,)).astype(float)
             if np.any(beta <= 0) or np.any(beta >= 1):
                 raise UnsupportedError(f"membrane decay {beta.min():.4g}..{beta.max():.4g} is outside "

@@ -9,7 +9,9 @@ import numpy as np
 
 from neurocompile.passes import NORMALIZE, PassContext
 from neurocompile.passes.dense_form import DenseForm
-from neurocompile.targets.spinnaker.lowering import LoweredSpiNNaker, QuantizeSpiNNaker, SpiNNakerOptions
+from neurocompile.targets.spinnaker.lowered import LoweredSpiNNaker, SpiNNakerOptions
+from neurocompile.targets.spinnaker.lowering import QuantizeSpiNNaker
+from neurocompile.ir.batch import batched_input
 from neurocompile.ir.interpreter import RunResult
 from neurocompile.targets.spinnaker.emulator import run_program
 from neurocompile.targets.spinnaker.program import Program
@@ -158,16 +160,7 @@ def spike_input(graph, program: Program, x) -> np.ndarray:
         if len(x) != 1:
             raise NeuroCompileError("the SpiNNaker program has one input")
         x = next(iter(x.values()))
-    x = np.asarray(x, dtype=np.float64)
-    n = program.source(program.input_name).size
-    orig = tuple(graph.metadata.get("shapes", {}).get(program.input_name, (n,)))
-    if x.shape[1:] == orig or x.shape[1:] == (n,):
-        x = x.reshape(x.shape[0], 1, n)
-    elif x.shape[2:] == orig or x.shape[2:] == (n,):
-        x = x.reshape(x.shape[0], x.shape[1], n)
-    else:
-        raise NeuroCompileError(f"input has shape {x.shape}; expected (T, batch, {n}) or "
-                                f"(T, batch, {', '.join(map(str, orig))})", node=program.input_name)
+    x = batched_input(graph, {program.input_name: x}, flat=True)
     if np.any((x != 0) & (x != 1)):
         raise NeuroCompileError("SpiNNaker inputs are spike trains: every input value must be 0 or 1 "
                                 "(encode graded inputs as spikes first)", node=program.input_name)

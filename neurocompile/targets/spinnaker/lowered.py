@@ -1,0 +1,49 @@
+"""The SpiNNaker level of the pipeline and the target's compile options.
+
+``QuantizeSpiNNaker`` (:mod:`.lowering`) turns the final graph into a :class:`LoweredSpiNNaker`:
+the populations, projections and raw words of the PyNN program. It verifies itself and is written
+by ``--dump-ir``.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from neurocompile.errors import NeuroCompileError
+from neurocompile.ir.graph import Graph
+from neurocompile.passes.base import CompileOptions
+from neurocompile.targets.spinnaker.program import Program
+
+#: neurons a core: sPyNNaker 7.4's default maximum for IF_curr_* populations
+NEURONS_PER_CORE = 256
+
+
+@dataclasses.dataclass(frozen=True)
+class SpiNNakerOptions(CompileOptions):
+    #: head-room over the calibrated peak input when choosing ring-buffer shifts
+    margin: float = 1.25
+    #: IF neurons: the width (mV) of the window IF_curr_delta integrates in
+    if_window: float = 2.0
+    #: neurons a core (sPyNNaker's default maximum is 256)
+    neurons_per_core: int = NEURONS_PER_CORE
+    #: "from_step_0" keeps a recurrent group's bias from the first tick (else an error)
+    recurrent_bias: str | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class LoweredSpiNNaker:
+    """The SpiNNaker level: the populations, projections and raw words of the program."""
+
+    graph: Graph
+    program: Program
+
+    def validate(self) -> None:
+        names = [p.name for p in self.program.populations] + [s.name for s in self.program.sources]
+        if len(set(names)) != len(names):
+            raise NeuroCompileError("the SpiNNaker program names a population twice")
+        for pr in self.program.projections:
+            if pr.pre not in names or pr.post not in names:
+                raise NeuroCompileError(f"projection {pr.pre}->{pr.post} names a missing population")
+
+    def dump(self, directory: Path) -> None:
+        self.program.save(directory)
