@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Create (or update) the project's Python environment in .venv and install neurocompile with
-# everything the demo and the tests use. Idempotent: a second run only checks.
+# everything the demo, the tests and CI's checks (ruff, lint-imports: the `test` extra) use.
+# Idempotent: a second run only checks.
 #   NEUROCOMPILE_PYTHON   interpreter to build .venv from (default: python3.11, else python3)
 #   NEUROCOMPILE_TORCH    torch requirement (default torch==2.13.0, the CPU wheel CI has on disk)
 #   NEUROCOMPILE_NO_LAVA=1  skip the separate Lava (Python 3.10) environment
@@ -31,6 +32,8 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
   echo "$WANT" > "$STAMP"
 fi
 "$VENV/bin/python" -c 'import neurocompile, torch, snntorch, nir; print("setup: neurocompile", neurocompile.__version__, "torch", torch.__version__, "snntorch", snntorch.__version__, "nir", nir.__version__)'
+"$VENV/bin/ruff" --version >/dev/null && "$VENV/bin/lint-imports" --help >/dev/null \
+  || { echo "setup: ruff / lint-imports missing from $VENV (the test extra)" >&2; exit 1; }
 
 if [ "${NEUROCOMPILE_NO_LAVA:-0}" != "1" ] && [ -f scripts/setup_lava_env.sh ]; then
   bash scripts/setup_lava_env.sh

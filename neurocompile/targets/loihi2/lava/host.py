@@ -14,19 +14,27 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
+import time
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from neurocompile.targets.loihi2.lava.setup_env import (
+    ISOLATED_FLAGS,
+    USER_ENV_DIR,
+    checkout_root,
+    lava_subprocess_env,
+    no_lava_hint,
+)
 from neurocompile.targets.loihi2.program import LoihiProgram
 
 ENV_VAR = "NEUROCOMPILE_LAVA_PYTHON"
-DEFAULT_ENV = os.path.join("~", ".cache", "neurocompile", "lava-env")
+DEFAULT_ENV = USER_ENV_DIR
 _RUNNER = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                        "run_program.py")
-#: the checkout (or site-packages) holding the ``neurocompile`` package
-_REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.dirname(os.path.abspath(__file__))))))
+#: seconds between SIGTERM and SIGKILL when ending the Lava process group
+_GRACE_S = 2.0
 
 
 def _is_executable(path: str) -> bool:
@@ -38,15 +46,19 @@ def find_lava_python() -> Optional[str]:
     """Path of the interpreter that has Lava, or None.
 
     Looks at ``$NEUROCOMPILE_LAVA_PYTHON`` first (used as given; None if it
-    does not name an executable), then the checkout's ``.venv-lava`` (made by
-    ``scripts/setup_lava_env.sh``), then ``~/.cache/neurocompile/lava-env/bin/python``.  Does not start the interpreter.
+    does not name an executable), then the checkout's ``.venv-lava`` (when
+    running from a source checkout), then
+    ``~/.cache/neurocompile/lava-env/bin/python`` (both made by
+    ``neurocompile setup loihi``).  Never starts the interpreter, so it
+    cannot hang.
     """
     env = os.environ.get(ENV_VAR)
     if env:
         path = os.path.expanduser(env)
         return path if _is_executable(path) else None
-    repo_env = os.path.join(_REPO_ROOT, ".venv-lava")
-    for env_dir in (repo_env, os.path.expanduser(DEFAULT_ENV)):
+    checkout = checkout_root()
+    dirs = ([str(checkout / ".venv-lava")] if checkout is not None else []) + [os.path.expanduser(DEFAULT_ENV)]
+    for env_dir in dirs:
         path = os.path.join(env_dir, "bin", "python")
         if _is_executable(path):
             return path
@@ -64,21 +76,113 @@ def _resolve_python(python: Optional[str]) -> str:
     if found is None:
         env = os.environ.get(ENV_VAR)
         where = (f"${ENV_VAR}={env!r} is not an executable file" if env else
-                 f"${ENV_VAR} is unset and neither the checkout's .venv-lava "
-                 f"nor {DEFAULT_ENV} holds one")
-        raise RuntimeError(
-            f"No Lava interpreter found: {where}. Run `neurocompile setup loihi` "
-            f"(Python 3.10 + lava-nc 0.10.0) or point {ENV_VAR} at a Lava python.")
+                 f"${ENV_VAR} is unset")
+        raise RuntimeError(f"No Lava interpreter found ({where}); {no_lava_hint()} "
+                           f"(Python 3.10 + lava-nc 0.10.0).")
     return found
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
-    """SIGKILL the process group we started for ``proc`` (Lava forks)."""
+def _group_alive(pgid: int) -> bool:
+    """True while a non-zombie process of group ``pgid`` exists."""
     try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    try:  # killpg also reaches zombies nobody reaps: look for a live member
+        for pid in os.listdir("/proc"):
+            if pid.isdigit():
+                try:
+                    with open(f"/proc/{pid}/stat", "rb") as f:
+                        fields = f.read().rsplit(b")", 1)[1].split()
+                except OSError:
+                    continue
+                if int(fields[2]) == pgid and fields[0] != b"Z":
+                    return True
+        return False
+    except OSError:  # no /proc: trust killpg
+        return True
+
+
+def _end_group(proc: subprocess.Popen) -> None:
+    """End every process of the group we started for ``proc`` (Lava forks its own workers):
+    SIGTERM, then SIGKILL after a short grace period; reap ``proc``."""
+    pgid = proc.pid  # start_new_session=True: the child leads its own group
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(pgid, sig)
+        except (ProcessLookupError, PermissionError):
+            break
+        deadline = time.monotonic() + (_GRACE_S if sig == signal.SIGTERM else 5.0)
+        while time.monotonic() < deadline:
+            if proc.poll() is not None and not _group_alive(pgid):
+                break
+            time.sleep(0.02)
+        else:
+            continue
+        break
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
         pass
-    proc.wait()
+
+
+class _Terminated(BaseException):
+    """SIGTERM arrived while a Lava subprocess was running."""
+
+
+class _SigtermGuard:
+    """Turn SIGTERM into an exception while a Lava run is in progress (main thread only), so
+    the process group is ended before this interpreter exits; then re-deliver the signal to
+    the previous handler."""
+
+    def __enter__(self):
+        self.old = None
+        if threading.current_thread() is threading.main_thread():
+            try:
+                self.old = signal.signal(signal.SIGTERM, self._raise)
+            except (ValueError, OSError):
+                self.old = None
+        return self
+
+    @staticmethod
+    def _raise(signum, frame):
+        raise _Terminated()
+
+    def __exit__(self, exc_type, exc, tb):
+        if self.old is not None:
+            signal.signal(signal.SIGTERM, self.old)
+        if exc_type is _Terminated:
+            if callable(self.old):
+                self.old(signal.SIGTERM, None)
+                return True
+            if self.old == signal.SIG_IGN:
+                return True
+            signal.raise_signal(signal.SIGTERM)  # default action: terminate
+            raise SystemExit(128 + signal.SIGTERM)
+        return False
+
+
+def _run_runner(py: str, args: List[str], tmp: str, env: Dict[str, str], timeout: float) -> None:
+    """Run the runner in its own session/process group; end the whole group on every exit path
+    (success, failure, timeout, KeyboardInterrupt, SIGTERM). RuntimeError on failure/timeout."""
+    log_path = os.path.join(tmp, "lava-stderr.txt")
+    with open(log_path, "wb") as log, _SigtermGuard():
+        # Files, not pipes: a Lava worker that outlives the runner cannot block the read.
+        proc = subprocess.Popen([py, *ISOLATED_FLAGS, _RUNNER] + args, cwd=tmp, env=env,
+                                stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                start_new_session=True)
+        try:
+            try:
+                returncode = proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                raise RuntimeError(f"Lava run exceeded {timeout} s (killed)") from None
+        finally:
+            _end_group(proc)
+    if returncode != 0:
+        with open(log_path, "rb") as f:
+            tail = f.read().decode(errors="replace")[-4000:]
+        raise RuntimeError(f"Lava run failed (exit {returncode}) "
+                           f"with {py}:\n{tail}")
 
 
 def _to_result(z, program: LoihiProgram) -> Dict:
@@ -133,31 +237,11 @@ def run_many_in_lava(jobs: Sequence[Tuple[LoihiProgram, np.ndarray]],
             np.save(os.path.join(tmp, f"in{k}.npy"), x)
             args += [pdir, os.path.join(tmp, f"in{k}.npy"),
                      os.path.join(tmp, f"out{k}.npz")]
-        env = dict(os.environ)
-        if hardware:
-            env["NEUROCOMPILE_LAVA_CFG"] = "hw"
-        env["PYTHONPATH"] = os.pathsep.join(
-            [_REPO_ROOT] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH")
-                            else []))
-        # Run by file path: the Lava interpreter then never imports package
-        # __init__ files that may need torch / numpy 2.
-        proc = subprocess.Popen([py, _RUNNER] + args, cwd=tmp, env=env,
-                                stdin=subprocess.DEVNULL,
-                                stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE,
-                                start_new_session=True)
-        try:
-            stdout, stderr = proc.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            _kill_group(proc)
-            raise RuntimeError(f"Lava run exceeded {timeout} s (killed)")
-        except BaseException:
-            _kill_group(proc)
-            raise
-        if proc.returncode != 0:
-            tail = stderr.decode(errors="replace")[-4000:]
-            raise RuntimeError(f"Lava run failed (exit {proc.returncode}) "
-                               f"with {py}:\n{tail}")
+        # No host PYTHONPATH and isolated mode (-I): the runner loads
+        # run_program.py and the program module(s) by file path, so the Lava
+        # interpreter never sees this environment's packages (numpy 2, torch).
+        env = lava_subprocess_env({"NEUROCOMPILE_LAVA_CFG": "hw"} if hardware else None)
+        _run_runner(py, args, tmp, env, timeout)
         results = []
         for k, (program, _) in enumerate(jobs):
             with np.load(os.path.join(tmp, f"out{k}.npz"),
