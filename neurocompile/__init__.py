@@ -10,7 +10,7 @@ The Python API in one place::
 snnTorch modules can also be imported directly with
 ``neurocompile.frontends.snntorch.from_snntorch``. Where things live: ``docs/architecture.md``.
 """
-__version__ = "0.1.0"
+from neurocompile._version import __version__
 
 from neurocompile import _compat
 

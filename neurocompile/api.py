@@ -6,6 +6,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from neurocompile.frontends.loader import load_model as _load
 from neurocompile.ir.graph import Graph
 from neurocompile.ir.interpreter import RunResult
 from neurocompile.passes.base import FRONTEND_OPTIONS
@@ -16,8 +17,8 @@ from neurocompile.targets.registry import get_target
 def load_model(source: Any, **options) -> Graph:
     """A Graph from a path (.nir, .onnx, a saved graph or artifact directory), a spec string
     (``zoo:digits``, ``file.py:factory``) or a ``torch.nn.Module`` (needs ``input_shape=``)."""
-    from neurocompile.frontends.loader import load_model as _load
-
+    if isinstance(source, (str, Path)) and is_artifact(source):
+        return load_artifact(source).graph        # the manifest and payload are checked too
     return _load(source, **options)
 
 

@@ -8,12 +8,22 @@ import click
 
 from neurocompile.errors import NeuroCompileError
 
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def one_line(text: str) -> str:
+    """``text`` with control characters escaped (a newline in a node or file name, a multi-line
+    library message), so the message stays on one line and cannot forge further lines."""
+    return "".join(_ESCAPES.get(c, f"\\x{ord(c):02x}") if (ord(c) < 32 or 127 <= ord(c) < 160) and c != " "
+                   else c for c in text)
+
 
 def report_and_exit(err: BaseException, debug: bool) -> None:
     if debug:
         traceback.print_exception(type(err), err, err.__traceback__)
     if isinstance(err, NeuroCompileError):
-        click.echo(f"error: {err}", err=True)
+        click.echo(f"error: {one_line(str(err))}", err=True)
         sys.exit(2)
-    click.echo(f"internal error: {type(err).__name__}: {err} (run with --debug for the traceback)", err=True)
+    click.echo(f"internal error: {type(err).__name__}: {one_line(str(err))} (run with --debug for the traceback)",
+               err=True)
     sys.exit(1)

@@ -1,8 +1,6 @@
 """Reading users' arrays safely (no pickles) and writing results atomically."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from neurocompile.errors import NeuroCompileError
@@ -10,25 +8,50 @@ from neurocompile.utils.atomic import write_npz
 from neurocompile.utils.outputs import FILE_KINDS, NPZ_MARKER, claim_output
 
 
-def load_array(path: str) -> np.ndarray:
-    """A .npy file, or a .npz file with one array (or an array named 'x')."""
-    p = Path(path)
-    if not p.is_file():
-        raise NeuroCompileError("no such file", file=path)
-    try:
-        data = np.load(p, allow_pickle=False)
-    except ValueError as err:
-        raise NeuroCompileError(f"cannot read the array (pickled or corrupt): {err}", file=path) from None
-    except Exception as err:  # noqa: BLE001 - numpy raises many kinds for a corrupt file
-        raise NeuroCompileError(f"not a .npy/.npz array file: {err}", file=path) from None
-    if isinstance(data, np.lib.npyio.NpzFile):
-        with data:
-            keys = data.files
-            if "x" in keys:
-                return data["x"]
-            if len(keys) != 1:
-                raise NeuroCompileError(f"the npz holds {keys}: name the input array 'x'", file=path)
-            return data[keys[0]]
+def load_array(path: str, what: str = "input", min_ndim: int = 2) -> np.ndarray:
+    """A .npy file, or a .npz file with one array (or an array named 'x').
+
+    Refused with a one-line error naming the file: FIFOs, devices, directories; pickles and
+    string/structured dtypes (only bool, integer and float arrays); fewer than ``min_ndim`` axes;
+    an empty axis (zero time steps or zero batch); NaN or infinity; a header declaring more data
+    than the file holds or than the memory budget allows (checked before allocating).
+    """
+    from neurocompile.utils.files import open_regular
+    from neurocompile.utils.npfiles import load_npy, load_npz, npz_keys
+
+    with open_regular(path, f"{what} file") as fh:
+        magic = fh.read(6)
+    if magic.startswith(b"PK"):
+        keys = npz_keys(path)
+        if "x" in keys:
+            key = "x"
+        elif len(keys) == 1:
+            key = keys[0]
+        else:
+            raise NeuroCompileError(f"the npz holds {keys}: name the input array 'x'", file=path)
+        data = load_npz(path, keys=[key])[key]
+    elif magic == b"\x93NUMPY":
+        data = load_npy(path, f"{what} file")
+    else:
+        raise NeuroCompileError("not a .npy/.npz array file", file=path)
+    return check_array(data, path, what, min_ndim)
+
+
+def check_array(data: np.ndarray, path: str, what: str = "input", min_ndim: int = 2) -> np.ndarray:
+    if data.dtype.kind not in "biuf":
+        raise NeuroCompileError(f"the {what} array has dtype {data.dtype}: expected bool, integer or float",
+                                file=path)
+    if data.ndim < min_ndim:
+        want = "(T, batch, *shape) or (T, *shape)" if min_ndim >= 2 else f"at least {min_ndim} axis"
+        raise NeuroCompileError(f"the {what} array has shape {data.shape}: expected {want}", file=path)
+    if data.size == 0:
+        axis = next(i for i, s in enumerate(data.shape) if s == 0)
+        label = {0: "time steps" if min_ndim >= 2 else "entries", 1: "batch entries"}.get(axis, f"size on axis {axis}")
+        raise NeuroCompileError(f"the {what} array has shape {data.shape}: zero {label}", file=path)
+    if data.dtype.kind == "f" and not np.isfinite(data).all():
+        bad = "NaN" if np.isnan(data).any() else "infinity"
+        raise NeuroCompileError(f"the {what} array holds {bad} (at index "
+                                f"{tuple(int(i) for i in np.argwhere(~np.isfinite(data))[0])})", file=path)
     return data
 
 

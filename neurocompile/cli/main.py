@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from neurocompile import __version__
+from neurocompile._version import __version__
 from neurocompile.cli.errors import report_and_exit
 
 EPILOG_COMPILE = """\b
@@ -41,6 +41,17 @@ def _shape(text: str | None):
         raise click.BadParameter(f"expected integers like 1,28,28, got '{text}'") from None
 
 
+def _check_dt(ctx, param, value):
+    """--dt must be a finite time step > 0 (click's float accepts inf, nan, 0 and negatives)."""
+    import math
+
+    from neurocompile.errors import NeuroCompileError
+
+    if value is not None and not (math.isfinite(value) and value > 0):
+        raise NeuroCompileError(f"--dt must be a finite time step in seconds > 0, got {value}")
+    return value
+
+
 FORCE = click.option("--force", is_flag=True,
                      help="Also replace an earlier neurocompile output of another kind (never other files).")
 
@@ -50,7 +61,8 @@ def model_options(f):
     f = click.option("--input-shape", help="Input shape of one sample, e.g. 1,28,28 (snnTorch models).")(f)
     f = click.option("--discretization", type=click.Choice(["euler", "exact"]), help="How time constants become per-step decays.")(f)
     f = click.option("--reset", type=click.Choice(["zero", "subtract", "none"]), help="Reset mode where the source has none (NIR).")(f)
-    f = click.option("--dt", type=float, help="Time step in seconds (NIR has none; default 1e-4).")(f)
+    f = click.option("--dt", type=float, callback=_check_dt,
+                     help="Time step in seconds (NIR has none; default 1e-4).")(f)
     return f
 
 
@@ -87,7 +99,7 @@ def compile(model, target, output, dump_ir, calibration, chips, split_weights, f
     from neurocompile.api import compile as do_compile
     from neurocompile.api import model_options
     from neurocompile.errors import NeuroCompileError
-    from neurocompile.frontends.loader import load_model
+    from neurocompile.api import load_model
     from neurocompile.targets.registry import get_target
     from neurocompile.utils.outputs import claim_output
     from neurocompile.cli.io import load_array
@@ -96,7 +108,7 @@ def compile(model, target, output, dump_ir, calibration, chips, split_weights, f
     if dump_ir:
         claim_output(dump_ir, "ir-dump", inputs=(model, calibration, weights, output))
 
-    calib = load_array(calibration) if calibration else None
+    calib = load_array(calibration, "calibration") if calibration else None
     opts = model_options(model, target, dict(_load_opts(dt, reset, discretization, input_shape, weights),
                                              calibration=calib))
     defaults = get_target(target).frontend_defaults
@@ -161,7 +173,7 @@ def run(artifact, input_path, output, probe, labels, on, force):
         click.echo(f"wrote {output}")
     _print_activity(result)
     if labels:
-        _print_accuracy(art.graph, result, load_array(labels), labels)
+        _print_accuracy(art.graph, result, load_array(labels, "labels", min_ndim=1), labels)
 
 
 def _run_with_progress(do_run, art, x, probe, on):
@@ -210,7 +222,7 @@ def inspect(model, dt, reset, discretization, input_shape, weights):
       neurocompile inspect build/digits
     """
     from neurocompile.targets.artifact import is_artifact, load_artifact
-    from neurocompile.frontends.loader import load_model
+    from neurocompile.api import load_model
 
     if is_artifact(model):
         art = load_artifact(model)
@@ -296,9 +308,9 @@ def validate(model, input_path, targets, report_dir, labels, calibration, force,
     from neurocompile.cli.io import load_array
 
     x = load_array(input_path)
-    calib = load_array(calibration) if calibration else None
+    calib = load_array(calibration, "calibration") if calibration else None
     rep = do_validate(model, x, [t.strip() for t in targets.split(",") if t.strip()],
-                      labels=load_array(labels) if labels else None, report_dir=report_dir,
+                      labels=load_array(labels, "labels", min_ndim=1) if labels else None, report_dir=report_dir,
                       log=lambda m: click.echo(m, err=True), calibration=calib, force=force,
                       inputs=(input_path, labels, calibration, weights),
                       **_load_opts(dt, reset, discretization, input_shape, weights))
@@ -366,7 +378,7 @@ def encode(model, samples, steps, output):
       neurocompile run build/net --input build/X.npy --labels labels.npy
     """
     from neurocompile.errors import NeuroCompileError
-    from neurocompile.frontends.loader import load_model
+    from neurocompile.api import load_model
     from neurocompile.frontends.onnx import encode_input
     from neurocompile.utils.atomic import atomic_path
     from neurocompile.utils.outputs import claim_output
@@ -376,7 +388,7 @@ def encode(model, samples, steps, output):
     graph = load_model(model)
     if "onnx" not in graph.metadata:
         raise NeuroCompileError("only models converted from ONNX record an input encoding", file=model)
-    x = encode_input(graph, load_array(samples), steps)
+    x = encode_input(graph, load_array(samples, "samples", min_ndim=1), steps)
     with atomic_path(output) as tmp:
         with open(tmp, "wb") as fh:
             np.save(fh, x)

@@ -10,6 +10,7 @@
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -45,11 +46,7 @@ def load_model(source: Any, *, dt: float | None = None, reset: str | None = None
                                     readout=readout).items() if v is not None}
         return from_onnx(path, **kw)
     if path.is_dir():
-        if (path / "manifest.json").is_file():
-            from neurocompile.targets.artifact import load_artifact
-
-            return load_artifact(path).graph
-        if (path / "graph.json").is_file():
+        if os.path.lexists(path / "graph.json"):   # a saved graph, or an artifact (api.load_model checks those)
             from neurocompile.ir.serialize import load_graph
 
             return load_graph(path)

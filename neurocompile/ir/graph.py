@@ -11,6 +11,7 @@ graph is rejected.
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 from typing import Iterable
 
@@ -60,10 +61,31 @@ class Graph:
         return [n for n, node in self.nodes.items() if isinstance(node, Output)]
 
     def predecessors(self, name: str) -> list[str]:
-        return [s for s, d in self.edges if d == name]
+        """Sources of the edges into ``name``, in edge order (duplicates kept)."""
+        return list(self._adjacency()[0].get(name, ()))
 
     def successors(self, name: str) -> list[str]:
-        return [d for s, d in self.edges if s == name]
+        """Destinations of the edges out of ``name``, in edge order (duplicates kept)."""
+        return list(self._adjacency()[1].get(name, ()))
+
+    def _adjacency(self) -> tuple[dict[str, list[str]], dict[str, list[str]]]:
+        """(predecessors, successors) of every node, built once per edge list.
+
+        The cache is rebuilt when ``edges`` is replaced or grows or shrinks (``connect``, list
+        operations); assigning a new list is the way to change edges in place.
+        """
+        edges = self.edges
+        cache = self.__dict__.get("_adj_cache")
+        if cache is not None and cache[0] is edges and cache[1] == len(edges) and \
+                (not edges or cache[2] is edges[-1]):
+            return cache[3], cache[4]
+        pred: dict[str, list[str]] = {}
+        succ: dict[str, list[str]] = {}
+        for s, d in edges:
+            succ.setdefault(s, []).append(d)
+            pred.setdefault(d, []).append(s)
+        self.__dict__["_adj_cache"] = (edges, len(edges), edges[-1] if edges else None, pred, succ)
+        return pred, succ
 
     # -- structure --------------------------------------------------------------------------
     def recurrent_edges(self) -> set[tuple[str, str]]:
@@ -73,7 +95,9 @@ class Graph:
             succ[s].append(d)
         state: dict[str, int] = {}  # 1 = on stack, 2 = done
         back: set[tuple[str, str]] = set()
-        roots = self.inputs + [n for n in self.nodes if n not in self.inputs]
+        inputs = self.inputs
+        input_set = set(inputs)
+        roots = inputs + [n for n in self.nodes if n not in input_set]
         for root in roots:
             if root in state:
                 continue
@@ -96,20 +120,23 @@ class Graph:
         """Nodes in evaluation order: topological over the feed-forward edges."""
         back = self.recurrent_edges()
         indeg = {n: 0 for n in self.nodes}
+        fwd_succ: dict[str, list[str]] = {}
         for e in self.edges:
             if e not in back:
                 indeg[e[1]] += 1
+                fwd_succ.setdefault(e[0], []).append(e[1])
+        position = {n: i for i, n in enumerate(self.nodes)}
         ready = [n for n in self.nodes if indeg[n] == 0]
-        ready.sort(key=lambda n: (not isinstance(self.nodes[n], Input), list(self.nodes).index(n)))
+        ready.sort(key=lambda n: (not isinstance(self.nodes[n], Input), position[n]))
+        queue = collections.deque(ready)
         out = []
-        while ready:
-            n = ready.pop(0)
+        while queue:
+            n = queue.popleft()
             out.append(n)
-            for s, d in self.edges:
-                if s == n and (s, d) not in back:
-                    indeg[d] -= 1
-                    if indeg[d] == 0:
-                        ready.append(d)
+            for d in fwd_succ.get(n, ()):
+                indeg[d] -= 1
+                if indeg[d] == 0:
+                    queue.append(d)
         return out
 
     def infer_shapes(self) -> dict[str, Shape]:
@@ -118,16 +145,23 @@ class Graph:
         The input shape of a node is the common shape of all its incoming edges.
         """
         back = self.recurrent_edges()
+        fwd_pred: dict[str, list[str]] = {}
+        for e in self.edges:
+            if e not in back:
+                fwd_pred.setdefault(e[1], []).append(e[0])
+        back_pred: dict[str, list[str]] = {}
+        for s, d in back:  # in the set's order, as before
+            back_pred.setdefault(d, []).append(s)
         shapes: dict[str, Shape] = {}
         for name in self.order():
             node = self.nodes[name]
-            incoming = [s for s, d in self.edges if d == name and (s, d) not in back]
+            incoming = fwd_pred.get(name, ())
             in_shapes = {shapes[s] for s in incoming}
             if len(in_shapes) > 1:
                 raise GraphError(f"incoming edges disagree on shape: {sorted(in_shapes)}", node=name)
             in_shape = next(iter(in_shapes)) if in_shapes else None
             if in_shape is None and not isinstance(node, Input):
-                in_shape = self._shape_from_recurrent(name, shapes, back)
+                in_shape = next((shapes[s] for s in back_pred.get(name, ()) if s in shapes), None)
             try:
                 shapes[name] = tuple(int(s) for s in node.infer_shape(in_shape))
             except NeuroCompileError as err:
@@ -136,7 +170,8 @@ class Graph:
             if s in shapes and d in shapes:
                 src_shape = shapes[s]
                 # the value arriving on a recurrent edge must fit the destination's input
-                dst_in = self._input_shape(d, shapes, back)
+                ins = [shapes[p] for p in fwd_pred.get(d, ()) if p in shapes]
+                dst_in = ins[0] if ins else None
                 if dst_in is not None and src_shape != dst_in:
                     raise GraphError(
                         f"recurrent edge from '{s}' carries shape {src_shape}, expected {dst_in}", node=d)
@@ -171,10 +206,11 @@ class Graph:
             raise GraphError("the graph has no Input node")
         if not self.outputs:
             raise GraphError("the graph has no Output node")
+        pred, succ = self._adjacency()
         for name in self.nodes:
-            if not isinstance(self.nodes[name], Input) and not self.predecessors(name):
+            if not isinstance(self.nodes[name], Input) and not pred.get(name):
                 raise GraphError("node has no incoming edge (dangling)", node=name)
-            if isinstance(self.nodes[name], Output) and self.successors(name):
+            if isinstance(self.nodes[name], Output) and succ.get(name):
                 raise GraphError("an Output node cannot feed other nodes", node=name)
         self._check_loops()
         if self.discretization not in DISCRETIZATIONS:
@@ -198,7 +234,7 @@ class Graph:
                     node=d)
 
     def needs_dt(self) -> bool:
-        return any(hasattr(node, "tau") or hasattr(node, "tau_mem") for node in self.nodes.values())
+        return any(node.needs_dt for node in self.nodes.values())
 
     def copy(self) -> "Graph":
         """A copy sharing no mutable containers (arrays are shared; passes must not mutate them)."""
@@ -224,9 +260,9 @@ class Graph:
 
 def _find_path(succ: dict[str, list[str]], start: str, goal: str) -> list[str] | None:
     prev = {start: None}
-    queue = [start]
+    queue = collections.deque([start])
     while queue:
-        n = queue.pop(0)
+        n = queue.popleft()
         if n == goal:
             path = [n]
             while prev[path[-1]] is not None:

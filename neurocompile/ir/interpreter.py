@@ -6,6 +6,7 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from neurocompile.ir.batch import batched_inputs
 from neurocompile.ir.graph import Graph
 from neurocompile.ir.nodes import Flatten, Input
 from neurocompile.errors import NeuroCompileError
@@ -36,39 +37,19 @@ def split_probe(probe: str, names) -> tuple[str, str]:
     return node, var
 
 
-def normalize_input(graph: Graph, x: np.ndarray | dict, shapes: dict) -> dict[str, np.ndarray]:
-    """Accept (T, batch, *shape) or (T, *shape) per Input; return (T, batch, *shape) float64."""
-    inputs = graph.inputs
-    if not isinstance(x, dict):
-        if len(inputs) != 1:
-            raise NeuroCompileError(f"the graph has inputs {inputs}: give one array per input")
-        x = {inputs[0]: x}
-    out = {}
-    for name in inputs:
-        if name not in x:
-            raise NeuroCompileError("no input array given for this Input", node=name)
-        arr = np.asarray(x[name], dtype=np.float64)
-        shape = shapes[name]
-        if arr.shape[1:] == shape:
-            arr = arr[:, None]
-        if arr.ndim < 2 or arr.shape[2:] != shape:
-            raise NeuroCompileError(
-                f"input has shape {arr.shape}; expected (T, batch, {', '.join(map(str, shape))}) "
-                f"or (T, {', '.join(map(str, shape))})", node=name)
-        out[name] = arr
-    return out
-
-
 def run(graph: Graph, x, *, probes: Iterable[str] = (), record_spikes: bool = False,
         progress: Callable[[int, int], None] | None = None) -> RunResult:
     """Run ``graph`` on input ``x`` for all its time steps in float64.
+
+    ``x`` is one array per Input (a dict by name when there are several), as
+    :mod:`neurocompile.ir.batch` accepts it: (T, batch, *shape) or (T, *shape).
 
     ``probes`` names ``node`` (its output) or ``node.v``/``node.i`` (a state variable).
     ``record_spikes`` also records the output of every spiking (or graded-message) node as
     ``node.out``.
     """
     shapes = graph.validate()
-    xs = normalize_input(graph, x, shapes)
+    xs = batched_inputs(graph, x, shapes=shapes)
     T = next(iter(xs.values())).shape[0]
     batch = next(iter(xs.values())).shape[1]
     order = graph.order()

@@ -28,6 +28,7 @@ this with the reference executor, with and without ``keep_conv``).
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Callable, ClassVar
 
 import numpy as np
@@ -37,8 +38,11 @@ from neurocompile.ir.graph import Graph
 from neurocompile.passes.base import Pass, PassContext
 
 LINEAR = (N.Linear, N.Affine, N.Scale, N.Conv1d, N.Conv2d, N.SumPool2d, N.AvgPool2d, N.Flatten, N.Identity)
-#: nodes a kept conv may lead into (LIF-type groups; convs into sigma-delta groups are folded)
-GROUPS = N.NEURON_TYPES
+
+
+def is_group(node: N.Node) -> bool:
+    """Nodes a kept conv may lead into: LIF-type groups (convs into sigma-delta groups are folded)."""
+    return node.is_neuron and not node.graded
 
 
 def _compose(graph: Graph, chain: list[str], in_shape: tuple, shapes: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -46,6 +50,7 @@ def _compose(graph: Graph, chain: list[str], in_shape: tuple, shapes: dict) -> t
     from neurocompile.ir.semantics import OPS, Context
 
     n_in = int(np.prod(in_shape))
+    check_fold_size(chain, n_in, [math.prod(shapes[n]) for n in chain])
     basis = np.concatenate([np.zeros((1, n_in)), np.eye(n_in)]).reshape((n_in + 1,) + tuple(in_shape))
     ctx = Context(graph.dt, graph.discretization)
     y = basis
@@ -56,6 +61,20 @@ def _compose(graph: Graph, chain: list[str], in_shape: tuple, shapes: dict) -> t
     y = y.reshape(n_in + 1, -1)
     c = y[0]
     return (y[1:] - c).T.copy(), c.copy()
+
+
+def check_fold_size(chain: list[str], n_in: int, sizes: list[int]) -> None:
+    """Refuse (with the figures) a fold whose matrices would not fit the memory budget.
+
+    Folding applies the chain to ``n_in + 1`` unit vectors: the basis (n_in + 1, n_in) and, at
+    worst, two consecutive intermediate results (n_in + 1, size) are alive at once (float64).
+    """
+    from neurocompile.utils.budget import check_alloc
+
+    widest = max(sizes, default=n_in)
+    need = 8 * (n_in + 1) * (n_in + 2 * widest)
+    check_alloc(need, f"folding {' -> '.join(chain)} into a dense {sizes[-1] if sizes else n_in}x{n_in} "
+                      f"matrix (input of {n_in} values)", node=chain[0])
 
 
 def channel_uniform(node: N.Node, shape: tuple) -> bool:
@@ -146,7 +165,8 @@ class DenseForm(Pass):
             src, dst = preds[0], succs[0]
             if (src, c) in back or (c, dst) in back:
                 continue
-            if not isinstance(graph.nodes[src], (N.Input,) + GROUPS) or not isinstance(graph.nodes[dst], GROUPS):
+            src_ok = isinstance(graph.nodes[src], N.Input) or is_group(graph.nodes[src])
+            if not src_ok or not is_group(graph.nodes[dst]):
                 continue
             if not channel_uniform(graph.nodes[dst], shapes[dst]):
                 continue

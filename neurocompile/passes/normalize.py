@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import ClassVar
 
 from neurocompile.errors import NeuroCompileError
@@ -44,6 +45,8 @@ class SetTimeStep(Pass):
                 raise NeuroCompileError(
                     "the graph has time constants but no time step: pass --dt (seconds)")
             return graph
+        if dt is not None and not (isinstance(dt, (int, float)) and math.isfinite(dt) and dt > 0):
+            raise NeuroCompileError(f"dt must be a finite time step in seconds > 0, got {dt!r}")
         g = graph.copy()
         if dt is not None and dt != graph.dt:
             if graph.dt is not None:

@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
+import zipfile
 from pathlib import Path
 from typing import Any
 
-from neurocompile import __version__
+from neurocompile._version import __version__
 from neurocompile.ir.graph import Graph
 from neurocompile.ir.serialize import load_graph, save_graph
 from neurocompile.errors import NeuroCompileError
@@ -77,27 +79,131 @@ def _jsonable(obj):
 
 
 def is_artifact(path: str | Path) -> bool:
-    return (Path(path) / "manifest.json").is_file()
+    """``path`` is a directory holding a ``manifest.json`` entry (of any kind: ``load_artifact``
+    refuses one that is not a regular file)."""
+    p = Path(path)
+    return p.is_dir() and os.path.lexists(p / "manifest.json")
+
+
+#: manifest field -> (JSON types accepted, required)
+MANIFEST_FIELDS = {
+    "format": ((str,), True), "version": ((int,), True), "target": ((str,), True),
+    "neurocompile": ((str,), False), "dt": ((int, float, type(None)), False),
+    "discretization": ((str,), False), "inputs": ((dict,), False), "outputs": ((dict,), False),
+    "assumptions": ((list,), False), "report": ((dict,), False),
+}
+_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", dict: "an object", list: "a list",
+               type(None): "null"}
+
+
+def check_manifest(manifest: Any, file: str) -> dict:
+    """Check ``manifest.json``'s structure; every failure names the file and the field."""
+    if not isinstance(manifest, dict):
+        raise NeuroCompileError(f"the manifest must be a JSON object, not {type(manifest).__name__}", file=file)
+    if manifest.get("format") != FORMAT:
+        raise NeuroCompileError(f"field 'format': not a neurocompile artifact manifest "
+                                f"(expected {FORMAT!r}, got {manifest.get('format')!r})", file=file)
+    for field, (types, required) in MANIFEST_FIELDS.items():
+        if field not in manifest:
+            if required:
+                raise NeuroCompileError(f"field '{field}' is missing", file=file)
+            continue
+        value = manifest[field]
+        if isinstance(value, bool) or not isinstance(value, types):
+            want = " or ".join(_TYPE_NAMES[t] for t in types)
+            raise NeuroCompileError(f"field '{field}' must be {want}, got {type(value).__name__}", file=file)
+    version = manifest["version"]
+    if version < 1 or version > VERSION:
+        raise NeuroCompileError(f"field 'version': artifact version {version} is "
+                                f"{'newer than' if version > VERSION else 'not one'} this neurocompile reads "
+                                f"({VERSION})", file=file)
+    if not manifest["target"]:
+        raise NeuroCompileError("field 'target' is empty", file=file)
+    for field in ("inputs", "outputs"):
+        for name, shape in manifest.get(field, {}).items():
+            if not isinstance(shape, list) or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 0
+                                                      for v in shape):
+                raise NeuroCompileError(f"field '{field}.{name}' must be a list of sizes, got {shape!r}", file=file)
+    return manifest
 
 
 def load_artifact(path: str | Path) -> Artifact:
+    """Read an artifact directory, checking everything it holds before use.
+
+    The manifest is checked against :data:`MANIFEST_FIELDS`; no entry may be a FIFO, device or
+    socket; the graph (``graph.json``/``graph.npz``) is validated; the manifest's inputs and
+    outputs must be the graph's; the target's payload must load. Any failure is a
+    :class:`NeuroCompileError` naming the file (and the field).
+    """
+    from neurocompile.errors import BackendError
     from neurocompile.targets.registry import get_backend
+    from neurocompile.utils.files import check_tree, read_text
 
     path = Path(path)
     mpath = path / "manifest.json"
-    if not mpath.is_file():
+    if not path.is_dir():
+        if not os.path.lexists(path):
+            raise NeuroCompileError("no such artifact directory", file=str(path))
+        raise NeuroCompileError("not a compiled artifact (not a directory)", file=str(path))
+    if not os.path.lexists(mpath):
         raise NeuroCompileError("not a compiled artifact (no manifest.json)", file=str(path))
+    check_tree(path)
     try:
-        manifest = json.loads(mpath.read_text())
+        manifest = json.loads(read_text(mpath, "manifest", limit=64 << 20))
     except json.JSONDecodeError as err:
         raise NeuroCompileError(f"corrupt manifest: {err}", file=str(mpath)) from None
-    if manifest.get("format") != FORMAT:
-        raise NeuroCompileError("not a neurocompile artifact manifest", file=str(mpath))
-    if not isinstance(manifest.get("version"), int) or manifest["version"] > VERSION:
-        raise NeuroCompileError(f"artifact version {manifest.get('version')} is newer than this "
-                                f"neurocompile reads ({VERSION})", file=str(mpath))
+    except RecursionError:
+        raise NeuroCompileError("corrupt manifest: nested too deeply", file=str(mpath)) from None
+    check_manifest(manifest, str(mpath))
     graph = load_graph(path)
-    backend = get_backend(manifest["target"])
-    payload = backend.load_payload(path)
+    try:
+        backend = get_backend(manifest["target"])
+    except BackendError as err:
+        raise NeuroCompileError(f"field 'target': {err.reason}", file=str(mpath)) from None
+    shapes = graph.infer_shapes()
+    for field, names in (("inputs", graph.inputs), ("outputs", graph.outputs)):
+        if field in manifest:
+            declared = {n: tuple(v) for n, v in manifest[field].items()}
+            actual = {n: tuple(shapes[n]) for n in names}
+            if declared != actual:
+                raise NeuroCompileError(f"field '{field}' is {declared}, but the graph's are {actual}",
+                                        file=str(mpath))
+    _check_payload_files(path)
+    try:
+        payload = backend.load_payload(path)
+    except NeuroCompileError:
+        raise
+    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError, EOFError,
+            zipfile.BadZipFile, RecursionError) as err:
+        # backends' own readers: name the file (and field) when the error knows them
+        if isinstance(getattr(err, "file", None), str) and isinstance(getattr(err, "reason", None), str):
+            raise NeuroCompileError(err.reason, file=err.file) from None
+        where = getattr(err, "filename", None) or getattr(err, "file", None) or str(path)
+        msg = " ".join(str(err).split())[:300] or type(err).__name__
+        raise NeuroCompileError(f"cannot read the {manifest['target']} payload: {type(err).__name__}: {msg}",
+                                file=str(where)) from None
     return Artifact(target=manifest["target"], graph=graph, report=manifest.get("report", {}),
                     payload=payload, path=path)
+
+
+def _check_payload_files(path: Path) -> None:
+    """Before a backend reads its payload: every file fits the memory budget, every npz's headers
+    are consistent with their members and every .json parses (backends' readers load whole
+    files and do not all name the file in their errors)."""
+    from neurocompile.utils.budget import check_alloc
+    from neurocompile.utils.files import read_text
+    from neurocompile.utils.npfiles import check_npz_file
+
+    for dirpath, _, filenames in os.walk(path):
+        for name in filenames:
+            p = Path(dirpath) / name
+            if not p.is_file():
+                continue
+            check_alloc(p.stat().st_size, f"reading {name}", file=str(p))
+            if name.endswith(".npz"):
+                check_npz_file(p)
+            elif name.endswith(".json"):
+                try:
+                    json.loads(read_text(p, "payload file", limit=256 << 20))
+                except (ValueError, RecursionError) as err:
+                    raise NeuroCompileError(f"not valid JSON: {err}", file=str(p)) from None

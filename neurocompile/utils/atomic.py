@@ -65,6 +65,8 @@ def write_npz(path, arrays: dict[str, np.ndarray]) -> None:
 
 
 def load_npz(path) -> dict[str, np.ndarray]:
-    """Load an npz without pickles."""
-    with np.load(path, allow_pickle=False) as data:
-        return {k: data[k] for k in data.files}
+    """Load an npz without pickles, headers checked against the file and the memory budget
+    (see :mod:`neurocompile.utils.npfiles`); errors are NeuroCompileErrors naming the file."""
+    from neurocompile.utils.npfiles import load_npz as _load
+
+    return _load(path)

@@ -20,7 +20,8 @@ from neurocompile.utils.outputs import claim_output
 from neurocompile.validate.compare import first_mismatch, float_vs_quantized
 from neurocompile.validate.diagnostics import loihi2_diagnostics
 from neurocompile.validate.metrics import run_metrics
-from neurocompile.validate.traces import flat_input, run_target
+from neurocompile.ir.batch import batched_input
+from neurocompile.validate.traces import run_target
 
 
 
@@ -59,7 +60,7 @@ def validate(model, x, targets=("float", "emulator"), *, labels=None, report_dir
     main = artifacts.get("loihi2") or artifacts.get(families[0]) or next(iter(artifacts.values()))
     art_of = {t: main if t == "float" else artifacts[fam_of[t]] for t in targets}
     x = np.asarray(x)
-    xf = flat_input(main, x)
+    xf = batched_input(main.graph, x, flat=True)
     traces = {}
     for t in targets:
         log(f"running {t}")

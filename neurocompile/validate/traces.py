@@ -13,8 +13,7 @@ import numpy as np
 
 from neurocompile.errors import BackendError
 from neurocompile.ir import interpreter
-from neurocompile.ir import nodes as N
-from neurocompile.ir.interpreter import normalize_input
+from neurocompile.ir.batch import batched_input
 from neurocompile.targets.artifact import Artifact
 
 
@@ -33,33 +32,11 @@ def neuron_groups(artifact: Artifact) -> list[str]:
     """Neuron groups compared by validate: spiking/integrating neurons and sigma-delta neurons
     (whose activity is their nonzero graded messages and whose state is ``sigma``)."""
     g = artifact.graph
-    return [n for n in g.order() if isinstance(g.nodes[n], N.NEURON_TYPES + (N.SigmaDelta,))]
+    return [n for n in g.order() if g.nodes[n].is_neuron]
 
 
 def state_var(artifact: Artifact, name: str) -> str:
-    return "sigma" if isinstance(artifact.graph.nodes[name], N.SigmaDelta) else "v"
-
-
-def graph_input(artifact: Artifact, x) -> np.ndarray:
-    """The input as (T, B, *shape) of the lowered graph's Input (flat, or (C, H, W) where a
-    convolution was kept), accepting the model's original sample shape."""
-    graph = artifact.graph
-    shapes = graph.infer_shapes()
-    (inp,) = graph.inputs
-    want = shapes[inp]
-    orig = tuple(graph.metadata.get("shapes", {}).get(inp, want))
-    x = np.asarray(x, dtype=np.float64)
-    if x.shape[1:] == orig:
-        x = x[:, None]
-    if x.shape[2:] == orig and orig != want:
-        x = x.reshape(x.shape[:2] + want)
-    return normalize_input(graph, {inp: x}, shapes)[inp]
-
-
-def flat_input(artifact: Artifact, x) -> np.ndarray:
-    """The input as (T, B, n_in)."""
-    xg = graph_input(artifact, x)
-    return xg.reshape(xg.shape[:2] + (-1,))
+    return artifact.graph.nodes[name].membrane
 
 
 def _flat(arr):
@@ -72,7 +49,7 @@ def run_target(artifact: Artifact, target: str, x: np.ndarray, runner=None) -> T
     t0 = time.perf_counter()
     if target == "float":
         graph = artifact.graph
-        xf = graph_input(artifact, x)
+        xf = batched_input(graph, x)
         probes = [f"{n}.{state_var(artifact, n)}" for n in groups] + \
             [f"{n}.out" for n in groups if graph.nodes[n].spiking or graph.nodes[n].graded]
         res = interpreter.run(graph, xf, probes=probes)

@@ -4,7 +4,6 @@
 """
 from __future__ import annotations
 
-from pathlib import Path
 
 from neurocompile.errors import NeuroCompileError, UnsupportedError
 
@@ -31,9 +30,9 @@ def first_line(err: Exception) -> str:
 def load_model(path) -> "onnx.ModelProto":
     """``onnx.load`` + ``onnx.checker.check_model`` + opset of the default domain >= :data:`MIN_OPSET`."""
     onnx = import_onnx()
-    p = Path(path)
-    if not p.is_file():
-        raise NeuroCompileError("no such file", file=str(path))
+    from neurocompile.utils.files import regular_file
+
+    p = regular_file(path, "ONNX file")
     try:
         model = onnx.load(str(p))
     except Exception as err:  # DecodeError, OSError, external-data errors

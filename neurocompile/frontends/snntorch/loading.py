@@ -34,9 +34,9 @@ def load_snntorch_reference(spec: str, weights: str | None = None) -> "torch.nn.
         is_file = True
     where = source
     if is_file:
-        path = Path(source)
-        if not path.is_file():
-            raise NeuroCompileError("no such file", file=source)
+        from neurocompile.utils.files import regular_file
+
+        path = regular_file(source, "Python file")
         pymod = _import_file(path)
     else:
         try:
@@ -68,15 +68,15 @@ def load_snntorch_reference(spec: str, weights: str | None = None) -> "torch.nn.
             f"'{attr}' is a {type(obj).__name__}, neither an nn.Module nor a function returning one",
             file=str(where))
     if weights is not None:
-        wpath = Path(weights)
-        if not wpath.is_file():
-            raise NeuroCompileError("no such weights file", file=str(weights))
+        from neurocompile.utils.files import regular_file
+
+        wpath = regular_file(weights, "weights file")
         try:
             state = torch.load(str(wpath), map_location="cpu", weights_only=True)
         except Exception as err:
             raise NeuroCompileError(
-                f"cannot read a state dict (torch.load, weights_only=True): {type(err).__name__}: {err}",
-                file=str(weights)) from err
+                f"cannot read a state dict (torch.load, weights_only=True): {type(err).__name__}: "
+                f"{_summary(err)}", file=str(weights)) from err
         if isinstance(state, dict):
             for key in ("state_dict", "model_state_dict"):
                 if isinstance(state.get(key), dict):
@@ -92,6 +92,15 @@ def load_snntorch_reference(spec: str, weights: str | None = None) -> "torch.nn.
             raise NeuroCompileError(f"does not fit the model: {msg}", file=str(weights)) from err
     net.eval()
     return net
+
+
+def _summary(err: Exception) -> str:
+    """One line of a library message: torch's refusal of a pickle spans many lines; its useful
+    one is the ``WeightsUnpickler error: Unsupported global: ...`` line."""
+    lines = [" ".join(line.split()) for line in str(err).splitlines()]
+    lines = [line for line in lines if line] or [type(err).__name__]
+    best = next((line for line in lines if "WeightsUnpickler error" in line or "Unsupported global" in line), lines[0])
+    return best[:300]
 
 
 def _importable(name: str) -> bool:

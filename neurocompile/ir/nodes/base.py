@@ -34,12 +34,34 @@ class Node:
     """Base of all graph nodes. Subclasses set ``op`` and document their equations."""
 
     op: ClassVar[str] = ""
+    # -- traits: what passes, targets and validate ask of a node type. A new node type sets
+    # -- them here, in its class, and every call site follows (ask the trait, not the class).
     #: True when the node keeps state from one step to the next (breaks a loop).
     stateful: ClassVar[bool] = False
     #: True for nodes whose output is a spike (0/1) train.
     spiking: ClassVar[bool] = False
     #: True for nodes whose output is a sparse train of graded messages (sigma-delta).
     graded: ClassVar[bool] = False
+    #: True for neuron groups: the nodes a chip maps to neurons and validate compares
+    #: (LIF-type neurons, readouts, sigma-delta neurons; not Threshold or the Delta encoder).
+    is_neuron: ClassVar[bool] = False
+    #: The state variables the node keeps (probe them as ``node.<var>``).
+    state_vars: ClassVar[tuple[str, ...]] = ()
+    #: The state read as the node's membrane ("v" in validate's traces): ``"v"``, ``"sigma"``, or
+    #: None for nodes without one.
+    membrane: ClassVar[str | None] = None
+    #: The state holding the synaptic current (``"i"`` for current-based neurons): the drive a
+    #: chip keeps in its current register. None when the drive is the summed input itself.
+    current: ClassVar[str | None] = None
+    #: The field holding the membrane's time constant (``"tau"``, ``"tau_mem"``); a node with one
+    #: leaks toward ``v_leak``. None for non-leaky nodes.
+    membrane_tau: ClassVar[str | None] = None
+    #: True when the node's parameters are time constants, turned into per-step factors with
+    #: the graph's ``dt``.
+    needs_dt: ClassVar[bool] = False
+    #: True for neurons that reset after a spike (fields ``reset``, ``reset_delay``, ``compare``,
+    #: ``refractory``, ``v_threshold``, ``v_reset``).
+    has_reset: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

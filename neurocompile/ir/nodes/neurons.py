@@ -79,6 +79,12 @@ class LIF(Node):
     op: ClassVar[str] = "LIF"
     stateful: ClassVar[bool] = True
     spiking: ClassVar[bool] = True
+    is_neuron: ClassVar[bool] = True
+    state_vars: ClassVar[tuple[str, ...]] = ("v",)
+    membrane: ClassVar[str | None] = "v"
+    membrane_tau: ClassVar[str | None] = "tau"
+    needs_dt: ClassVar[bool] = True
+    has_reset: ClassVar[bool] = True
 
     tau: np.ndarray = None
     r: np.ndarray = 1.0
@@ -113,6 +119,13 @@ class CubaLIF(Node):
     op: ClassVar[str] = "CubaLIF"
     stateful: ClassVar[bool] = True
     spiking: ClassVar[bool] = True
+    is_neuron: ClassVar[bool] = True
+    state_vars: ClassVar[tuple[str, ...]] = ("i", "v")
+    membrane: ClassVar[str | None] = "v"
+    current: ClassVar[str | None] = "i"
+    membrane_tau: ClassVar[str | None] = "tau_mem"
+    needs_dt: ClassVar[bool] = True
+    has_reset: ClassVar[bool] = True
 
     tau_syn: np.ndarray = None
     tau_mem: np.ndarray = None
@@ -149,6 +162,10 @@ class IF(Node):
     op: ClassVar[str] = "IF"
     stateful: ClassVar[bool] = True
     spiking: ClassVar[bool] = True
+    is_neuron: ClassVar[bool] = True
+    state_vars: ClassVar[tuple[str, ...]] = ("v",)
+    membrane: ClassVar[str | None] = "v"
+    has_reset: ClassVar[bool] = True
 
     r: np.ndarray = 1.0
     v_threshold: np.ndarray = 1.0
@@ -174,6 +191,11 @@ class LI(Node):
 
     op: ClassVar[str] = "LI"
     stateful: ClassVar[bool] = True
+    is_neuron: ClassVar[bool] = True
+    state_vars: ClassVar[tuple[str, ...]] = ("v",)
+    membrane: ClassVar[str | None] = "v"
+    membrane_tau: ClassVar[str | None] = "tau"
+    needs_dt: ClassVar[bool] = True
 
     tau: np.ndarray = None
     r: np.ndarray = 1.0
@@ -196,6 +218,12 @@ class CubaLI(Node):
 
     op: ClassVar[str] = "CubaLI"
     stateful: ClassVar[bool] = True
+    is_neuron: ClassVar[bool] = True
+    state_vars: ClassVar[tuple[str, ...]] = ("i", "v")
+    membrane: ClassVar[str | None] = "v"
+    current: ClassVar[str | None] = "i"
+    membrane_tau: ClassVar[str | None] = "tau_mem"
+    needs_dt: ClassVar[bool] = True
 
     tau_syn: np.ndarray = None
     tau_mem: np.ndarray = None
@@ -220,6 +248,9 @@ class Integrator(Node):
 
     op: ClassVar[str] = "Integrator"
     stateful: ClassVar[bool] = True
+    is_neuron: ClassVar[bool] = True
+    state_vars: ClassVar[tuple[str, ...]] = ("v",)
+    membrane: ClassVar[str | None] = "v"
 
     r: np.ndarray = 1.0
 

@@ -43,6 +43,9 @@ class SigmaDelta(Node):
     op: ClassVar[str] = "SigmaDelta"
     stateful: ClassVar[bool] = True
     graded: ClassVar[bool] = True
+    is_neuron: ClassVar[bool] = True
+    state_vars: ClassVar[tuple[str, ...]] = ("sigma", "act", "res", "e")
+    membrane: ClassVar[str | None] = "sigma"
 
     vth: np.ndarray = 0.0
     bias: np.ndarray = 0.0
@@ -64,6 +67,7 @@ class Delta(Node):
     op: ClassVar[str] = "Delta"
     stateful: ClassVar[bool] = True
     graded: ClassVar[bool] = True
+    state_vars: ClassVar[tuple[str, ...]] = ("act", "res", "e")
 
     vth: np.ndarray = 0.0
     cum_error: bool = False

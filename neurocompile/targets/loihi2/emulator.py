@@ -225,7 +225,11 @@ class _ConvOp:
 
 def _as_batched_input(program: LoihiProgram, spikes_in) -> np.ndarray:
     """(T, n) or (T, B, n) int/bool -> (T, B, n): bool for binary input,
-    int64 payloads when ``program.input_message_bits > 0``."""
+    int64 payloads when ``program.input_message_bits > 0``.
+
+    Program level, not graph level: this checks the integer input of a ``LoihiProgram`` (what
+    :func:`neurocompile.targets.loihi2.target.spikes_in` produces from the graph's float input with
+    :func:`neurocompile.ir.batch.batched_input`), so it stays separate from that rule set."""
     x = np.asarray(spikes_in)
     if x.ndim == 2:
         x = x[:, None, :]

@@ -116,25 +116,160 @@ def save(program, dirpath: str) -> None:
     _atomic_write(os.path.join(dirpath, JSON_NAME), text)
 
 
+class ProgramFormatError(ValueError):
+    """A program directory that does not follow the format; ``file`` and
+    ``field`` say where (``str(err)`` names both)."""
+
+    def __init__(self, file: str, reason: str, field: str = ""):
+        self.file, self.field = file, field
+        self.reason = f"field {field!r}: {reason}" if field else reason
+        super().__init__(f"{file}: {self.reason}")
+
+
+#: kind -> {field: (JSON types, required)}; "array" names an entry of arrays.npz
+_INT, _STR, _BOOL, _LIST = (int,), (str,), (bool,), (list,)
+_NEURON_FIELDS = {
+    "lif": {"name": (_STR, True), "size": (_INT, True), "du": (_INT, True),
+            "dv": (_INT, True), "vth": (_INT, True), "bias_mant": ("array", True),
+            "bias_exp": (_INT, True), "probe": (_BOOL, True)},
+    "sigma_delta": {"name": (_STR, True), "size": (_INT, True),
+                    "vth": (_INT, True), "bias": ("array-or-null", False),
+                    "act_mode": (_STR, True), "cum_error": (_BOOL, True),
+                    "spike_exp": (_INT, True), "state_exp": (_INT, True),
+                    "probe": (_BOOL, True)},
+}
+_SYNAPSE_FIELDS = {
+    "dense": {"name": (_STR, True), "src": (_STR, True), "dst": (_STR, True),
+              "weights": ("array", True), "weight_exp": (_INT, True),
+              "num_weight_bits": (_INT, True),
+              "num_message_bits": (_INT, False),
+              "delays": ("array-or-null", False), "sparse": (_BOOL, False)},
+    "conv": {"name": (_STR, True), "src": (_STR, True), "dst": (_STR, True),
+             "weights": ("array", True), "in_shape": (_LIST, True),
+             "stride": (_LIST, True), "padding": (_LIST, True),
+             "dilation": (_LIST, True), "groups": (_INT, True),
+             "weight_exp": (_INT, True), "num_weight_bits": (_INT, True),
+             "num_message_bits": (_INT, True)},
+}
+
+
+def _regular(path: str) -> None:
+    """Refuse a missing file, a FIFO, a device or a directory before
+    opening it (opening a FIFO blocks)."""
+    import stat
+
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise ProgramFormatError(path, "file is missing") from None
+    except OSError as err:
+        raise ProgramFormatError(path, f"cannot read: {err.strerror}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise ProgramFormatError(path, "not a regular file")
+
+
+def _check_entry(d, fields: dict, where: str, file: str, arrays) -> None:
+    if not isinstance(d, dict):
+        raise ProgramFormatError(file, f"must be an object, got "
+                                 f"{type(d).__name__}", where)
+    for field, (types, required) in fields.items():
+        name = f"{where}.{field}"
+        if field not in d:
+            if required:
+                raise ProgramFormatError(file, "is missing", name)
+            continue
+        v = d[field]
+        if types in ("array", "array-or-null"):
+            if v is None and types == "array-or-null":
+                continue
+            if not isinstance(v, str) or v not in arrays:
+                raise ProgramFormatError(
+                    file, f"names array {v!r}, which {NPZ_NAME} does not "
+                    f"hold", name)
+            if arrays[v].dtype.kind not in "biu":
+                raise ProgramFormatError(
+                    file, f"array {v!r} has dtype {arrays[v].dtype}, not "
+                    f"integer", name)
+            continue
+        if types is _LIST:
+            ok = isinstance(v, list) and all(
+                isinstance(x, int) and not isinstance(x, bool) for x in v)
+        elif types is _INT:
+            ok = isinstance(v, int) and not isinstance(v, bool)
+        else:
+            ok = isinstance(v, types)
+        if not ok:
+            raise ProgramFormatError(
+                file, f"must be {types[0].__name__}"
+                f"{' of ints' if types is _LIST else ''}, got "
+                f"{type(v).__name__}", name)
+
+
 def load(cls, dirpath: str):
     """Read a program written by :func:`save` (version 1 or 2) as a
-    ``cls`` (:class:`~.program.LoihiProgram`) and validate it."""
-    with open(os.path.join(dirpath, JSON_NAME), "rb") as f:
-        doc = json.loads(f.read().decode())
+    ``cls`` (:class:`~.program.LoihiProgram`) and validate it.
+
+    Every field is checked (presence, JSON type, array references, the
+    checksum of ``arrays.npz`` when recorded) before use; failures raise
+    :class:`ProgramFormatError` (a ValueError) naming the file and field.
+    """
+    jpath = os.path.join(dirpath, JSON_NAME)
+    npath = os.path.join(dirpath, NPZ_NAME)
+    _regular(jpath)
+    try:
+        with open(jpath, "rb") as f:
+            doc = json.loads(f.read().decode())
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
+        raise ProgramFormatError(jpath, f"not valid JSON: {err}") from None
+    if not isinstance(doc, dict):
+        raise ProgramFormatError(jpath, "must be a JSON object")
     if doc.get("format") != FORMAT_NAME:
-        raise ValueError(f"{dirpath}: not a {FORMAT_NAME} file")
-    if doc.get("version") not in SUPPORTED_VERSIONS:
-        raise ValueError(f"{dirpath}: unsupported version "
-                         f"{doc.get('version')!r} (want one of "
-                         f"{SUPPORTED_VERSIONS})")
-    with open(os.path.join(dirpath, NPZ_NAME), "rb") as f:
+        raise ProgramFormatError(jpath, f"not a {FORMAT_NAME} file", "format")
+    version = doc.get("version")
+    if isinstance(version, bool) or version not in SUPPORTED_VERSIONS:
+        raise ProgramFormatError(jpath, f"unsupported version {version!r} "
+                                 f"(want one of {SUPPORTED_VERSIONS})",
+                                 "version")
+    _regular(npath)
+    with open(npath, "rb") as f:
         blob = f.read()
     want = doc.get("arrays_sha256")
+    if want is not None and not isinstance(want, str):
+        raise ProgramFormatError(jpath, "must be a hex string",
+                                 "arrays_sha256")
     if want is not None and hashlib.sha256(blob).hexdigest() != want:
-        raise ValueError(f"{dirpath}: {NPZ_NAME} does not match "
-                         f"{JSON_NAME} (checksum)")
-    with np.load(io.BytesIO(blob), allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files}
+        raise ProgramFormatError(jpath, f"{NPZ_NAME} does not match "
+                                 f"{JSON_NAME} (checksum)", "arrays_sha256")
+    try:
+        with np.load(io.BytesIO(blob), allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+    except Exception as err:  # noqa: BLE001 - BadZipFile, EOFError, ...
+        raise ProgramFormatError(
+            npath, f"corrupt: {type(err).__name__}: {err}") from None
+    for field, types in (("n_inputs", _INT), ("neurons", _LIST),
+                         ("synapses", _LIST),
+                         ("input_message_bits", _INT)):
+        if field not in doc:
+            if field == "input_message_bits":
+                continue
+            raise ProgramFormatError(jpath, "is missing", field)
+        v = doc[field]
+        if isinstance(v, bool) or not isinstance(v, types):
+            raise ProgramFormatError(jpath, f"must be {types[0].__name__}",
+                                     field)
+    for i, d in enumerate(doc["neurons"]):
+        kind = d.get("kind", "lif") if isinstance(d, dict) else None
+        if kind not in _NEURON_FIELDS:
+            raise ProgramFormatError(jpath, f"unknown neuron kind {kind!r}",
+                                     f"neurons[{i}].kind")
+        _check_entry(d, _NEURON_FIELDS[kind], f"neurons[{i}]", jpath, arrays)
+    for i, d in enumerate(doc["synapses"]):
+        kind = d.get("kind", "dense") if isinstance(d, dict) else None
+        if kind not in _SYNAPSE_FIELDS:
+            raise ProgramFormatError(jpath, f"unknown synapse kind {kind!r}",
+                                     f"synapses[{i}].kind")
+        _check_entry(d, _SYNAPSE_FIELDS[kind], f"synapses[{i}]", jpath,
+                     arrays)
     neurons = []
     for d in doc["neurons"]:
         kind = d.get("kind", "lif")
@@ -151,8 +286,6 @@ def load(cls, dirpath: str):
                 act_mode=d["act_mode"], cum_error=d["cum_error"],
                 spike_exp=d["spike_exp"], state_exp=d["state_exp"],
                 probe=d["probe"]))
-        else:
-            raise ValueError(f"{dirpath}: unknown neuron kind {kind!r}")
     synapses = []
     for d in doc["synapses"]:
         kind = d.get("kind", "dense")
@@ -176,12 +309,13 @@ def load(cls, dirpath: str):
                 weight_exp=d["weight_exp"],
                 num_weight_bits=d["num_weight_bits"],
                 num_message_bits=d["num_message_bits"]))
-        else:
-            raise ValueError(f"{dirpath}: unknown synapse kind {kind!r}")
     prog = cls(n_inputs=doc["n_inputs"], neurons=neurons,
                synapses=synapses,
                input_message_bits=doc.get("input_message_bits", 0))
-    prog.validate()
+    try:
+        prog.validate()
+    except ValueError as err:
+        raise ProgramFormatError(jpath, f"invalid program: {err}") from None
     return prog
 
 
@@ -201,5 +335,5 @@ def _atomic_write(path: str, data: bytes) -> None:
         raise
 
 
-__all__ = ["FORMAT_NAME", "FORMAT_VERSION", "SUPPORTED_VERSIONS",
+__all__ = ["ProgramFormatError", "FORMAT_NAME", "FORMAT_VERSION", "SUPPORTED_VERSIONS",
            "JSON_NAME", "NPZ_NAME", "to_json_and_arrays", "save", "load"]

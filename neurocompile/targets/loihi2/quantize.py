@@ -54,6 +54,8 @@ from neurocompile.ir.latency import shortest_hops
 from neurocompile.targets.loihi2.connections import Connection, check_delays, incoming, look_through
 from neurocompile.targets.loihi2.conv import conv_vth, quantize_conv
 from neurocompile.targets.loihi2.lowered import LoweredLoihi2
+from neurocompile.targets.loihi2.sigma_delta import lower_sdn
+from neurocompile.targets.loihi2.weights import LayerQuant, pick_exp, quantize_weights
 from neurocompile.targets.loihi2.program import LoihiDense as _Dense
 from neurocompile.targets.loihi2.program import LoihiLIF as _LIF
 from neurocompile.targets.loihi2.stats import group_stats
@@ -76,18 +78,6 @@ def _uniform(node: N.Node, name: str, field: str, values: np.ndarray) -> float:
         raise UnsupportedError(f"Loihi 2 LIF has one {field} per group; '{name}' has per-neuron values "
                                f"{v.min():.4g}..{v.max():.4g}", node=name)
     return float(v[0]) if v.size else 0.0
-
-
-@dataclasses.dataclass
-class LayerQuant:
-    """The float-to-integer relation of one neuron group, kept for dequantizing probes."""
-
-    name: str
-    scale: np.ndarray          # S_i: integer v per float v unit
-    vth: int
-    du: int
-    dv: int
-    report: dict
 
 
 def decays(node: N.Node, graph: Graph, name: str) -> tuple[int, int, float, float, np.ndarray]:
@@ -140,16 +130,6 @@ def check_supported(graph: Graph) -> None:
                 raise UnsupportedError("Flatten is only supported after a group (dense form)", node=name)
 
 
-def _pick_exp(maxabs: float, wmax: int) -> int:
-    """Smallest exponent e in [-8, 7] with maxabs / 2**e <= wmax (clamped)."""
-    if maxabs <= 0:
-        return 0
-    e = math.ceil(math.log2(maxabs / wmax)) if maxabs > wmax * 2.0 ** W_EXP_MIN else W_EXP_MIN
-    while maxabs / 2.0 ** e > wmax + 1e-9:
-        e += 1
-    return int(min(max(e, W_EXP_MIN), W_EXP_MAX))
-
-
 def _aligned_vth(cap: int, mats: list[np.ndarray]) -> int:
     """The largest vth <= cap at which the group's main synapse matrix (most nonzeros) reaches the
     full 8-bit mantissa at some exponent: ``vth * max|R| / 2**e`` just below 254. Exponents come
@@ -162,31 +142,6 @@ def _aligned_vth(cap: int, mats: list[np.ndarray]) -> int:
     e = min(W_EXP_MAX, max(W_EXP_MIN, math.floor(math.log2(cap * r_max / 254))))
     vth = math.floor(254 * 2.0 ** e / r_max)
     return int(max(1, min(cap, vth)))
-
-
-def quantize_weights(R: np.ndarray, vth: int) -> tuple[np.ndarray, int, dict]:
-    """Integer weights and exponent for ``vth * R`` (R in threshold units), with error stats."""
-    from neurocompile.targets.loihi2.program import LoihiDense
-
-    target = vth * R
-    mixed = R.min() < 0 < R.max()
-    wmax = 254 if mixed else 255
-    e = _pick_exp(float(np.abs(target).max()) if target.size else 0.0, wmax)
-    scaled = target / 2.0 ** e
-    if mixed:
-        w = 2 * np.round(scaled / 2)
-        w = np.clip(w, -256, 254)
-    else:
-        w = np.clip(np.round(scaled), -255, 255)
-    clipped = int(np.sum(np.abs(scaled) > np.abs(w) + 1))
-    w = w.astype(np.int64)
-    eff = LoihiDense(name="q", src="input", dst="q", weights=w, weight_exp=e).effective_weights()
-    err = eff * 2.0 ** e - target
-    denom = float(np.sqrt(np.mean(target ** 2))) or 1.0
-    return w, e, {"weight_exp": e, "sign_mode": "mixed" if mixed else "single",
-                  "rel_rms_error": float(np.sqrt(np.mean(err ** 2)) / denom),
-                  "max_abs_error_thr": float(np.abs(err).max() / vth) if err.size else 0.0,
-                  "clipped": clipped, "nonzero": int(np.count_nonzero(w))}
 
 
 def quantize_bias(bias_int: np.ndarray) -> tuple[np.ndarray, int, float]:
@@ -231,8 +186,6 @@ class QuantizeLoihi2(Lowering):
     def run(self, graph: Graph, ctx: PassContext) -> LoweredLoihi2:
         calibration = ctx.options.calibration
         if any(n.graded for n in graph.nodes.values()):
-            from neurocompile.targets.loihi2.sigma_delta import lower_sdn
-
             program, layers, io, rep = lower_sdn(graph, calibration, self.margin)
         else:
             program, layers, rep = self._lower_lif(graph, calibration, split=bool(ctx.options.split_weights))

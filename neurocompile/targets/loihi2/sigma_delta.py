@@ -61,6 +61,7 @@ from neurocompile.targets.loihi2.connections import check_delays, incoming, look
 from neurocompile.targets.loihi2.program import INT32_MAX
 from neurocompile.targets.loihi2.program import LoihiDense as _Dense
 from neurocompile.targets.loihi2.program import LoihiSigmaDelta as _SD
+from neurocompile.targets.loihi2.weights import LayerQuant, quantize_weights
 
 # widths from the program format (one definition there)
 MESSAGE_BITS = _Dense.NUM_MESSAGE_BITS_MAX
@@ -86,7 +87,7 @@ def check_sdn(graph: Graph) -> None:
                                        node=name)
             if not all(isinstance(graph.nodes[d], (N.Linear, N.Delay)) for d in graph.successors(name)):
                 raise UnsupportedError("a Delta encoder must feed synapse matrices", node=name)
-        elif isinstance(node, N.NEURON_TYPES):
+        elif node.is_neuron:  # SigmaDelta is handled above: a LIF-type group
             raise UnsupportedError("LIF-type groups and sigma-delta groups in one network are not lowered "
                                    "to Loihi 2 yet", node=name)
         else:
@@ -119,22 +120,17 @@ def sdn_stats(graph: Graph, x, margin: float) -> dict[str, dict]:
     groups = [n for n in graph.order() if isinstance(graph.nodes[n], N.SigmaDelta)]
     out: dict[str, dict] = {}
     if x is not None:
-        from neurocompile.ir.interpreter import run
-        from neurocompile.targets.loihi2.stats import calibration_input
+        from neurocompile.passes.activity import activity_stats
 
-        probes = [f"{n}.{v}" for n in groups for v in ("sigma", "act")] + groups + deltas
-        res = run(graph, calibration_input(graph, x), probes=probes)
-        xin = calibration_input(graph, x)
+        probes = [f"{n}.{v}" for n in groups for v in ("sigma", "act")] + groups + deltas + [inp]
+        peak = activity_stats(graph, x, probes)
         n_in = int(np.prod(shapes[inp]))
-        value = float(np.abs(xin).max()) if xin.size else 0.0
-        msg = np.abs(res.probes[deltas[0]]).reshape(-1, n_in).max(axis=0) if deltas else \
-            np.full(n_in, value)
+        value = float(peak[inp].max()) if peak[inp].size else 0.0
+        msg = peak[deltas[0]] if deltas else np.full(n_in, value)
         out[inp] = {"value": value * margin, "msg": msg * margin, "observed": True}
         for n in groups:
-            size = int(np.prod(shapes[n]))
-            state = max(float(np.abs(res.probes[f"{n}.sigma"]).max()), float(np.abs(res.probes[f"{n}.act"]).max()))
-            out[n] = {"state": state * margin, "observed": True,
-                      "msg": np.abs(res.probes[n]).reshape(-1, size).max(axis=0) * margin}
+            state = max(float(peak[f"{n}.sigma"].max()), float(peak[f"{n}.act"].max()))
+            out[n] = {"state": state * margin, "observed": True, "msg": peak[n] * margin}
         return out
     # bounds: inputs assumed in [-1, 1]; sigma <= sum |W| (act_pre + vth_pre)
     n_in = int(np.prod(shapes[inp]))
@@ -194,7 +190,6 @@ def _state_exp(name: str, msg: np.ndarray, Q: float, outgoing: list[np.ndarray],
 def lower_sdn(graph: Graph, calib, margin: float):
     """(LoihiProgram, {group: LayerQuant}, io, report) for a sigma-delta dense-form graph."""
     from neurocompile.targets.loihi2.program import LoihiDense, LoihiProgram, LoihiSigmaDelta
-    from neurocompile.targets.loihi2.quantize import LayerQuant, quantize_weights
 
     check_sdn(graph)
     shapes = graph.infer_shapes()

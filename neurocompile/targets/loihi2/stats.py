@@ -1,10 +1,9 @@
 """Activity statistics for the Loihi 2 quantizer, per neuron of each (flattened) group.
 
-Like :func:`neurocompile.passes.activity.neuron_drive_stats` (same definitions:
-``drive`` is the current register, ``v`` the membrane, both in float units), but for groups of
-any shape (dense form keeps (C, H, W) shapes around kept convolutions) and for inputs that pass
-through Delays or convolutions. Without calibration data the bounds assume every presynaptic
-neuron spikes in the same step.
+With calibration data these are :func:`neurocompile.passes.activity.observed_drive_stats`
+(``drive`` is the current register, ``v`` the membrane, both in float units; groups of any shape).
+Without, the weight bounds here cover what dense form leaves for Loihi 2 (inputs that pass through
+Delays or kept (C, H, W) convolutions) and assume every presynaptic neuron spikes in the same step.
 """
 from __future__ import annotations
 
@@ -12,20 +11,8 @@ import numpy as np
 
 from neurocompile.ir import nodes as N
 from neurocompile.ir.graph import Graph
+from neurocompile.passes.activity import neuron_groups, observed_drive_stats
 from neurocompile.targets.loihi2.conv import conv_pairs
-
-
-def calibration_input(graph: Graph, x) -> np.ndarray:
-    """Calibration samples as (T, B, *input shape) or (T, *input shape) for the graph's Input,
-    accepting the model's original input shape (or any shape of the same size per sample)."""
-    x = np.asarray(x, dtype=np.float64)
-    (inp,) = graph.inputs
-    n_in = tuple(graph.nodes[inp].shape)
-    if x.shape[-len(n_in):] != n_in:  # given in the model's original input shape
-        orig = graph.metadata.get("shapes", {}).get(inp, n_in)
-        lead = 1 if x.ndim == 1 + len(orig) else 2
-        x = x.reshape(x.shape[:lead] + n_in)
-    return x
 
 
 def _bound(graph: Graph, syn: str, shapes: dict) -> np.ndarray:
@@ -54,37 +41,18 @@ def _bound(graph: Graph, syn: str, shapes: dict) -> np.ndarray:
 
 
 def group_stats(graph: Graph, x) -> dict[str, dict]:
-    """Per neuron group (NEURON_TYPES): ``{"drive", "v", "observed"}`` with (size,) arrays."""
+    """Per neuron group (LIF-type): ``{"drive", "v", "observed"}`` with (size,) arrays."""
+    if x is not None:
+        return observed_drive_stats(graph, x)
     shapes = graph.infer_shapes()
-    neurons = [n for n, node in graph.nodes.items() if isinstance(node, N.NEURON_TYPES)]
     stats: dict[str, dict] = {}
-    if x is None:
-        for n in neurons:
-            bound = 0.0
-            for p in graph.predecessors(n):
-                bound = bound + _bound(graph, p, shapes)
-            size = int(np.prod(shapes[n]))
-            if isinstance(graph.nodes[n], (N.CubaLIF, N.CubaLI)):
-                bound = bound * np.abs(np.broadcast_to(graph.nodes[n].w_in, shapes[n]).reshape(-1))
-            stats[n] = {"drive": np.broadcast_to(np.asarray(bound, dtype=float), (size,)).copy(), "v": None,
-                        "observed": False}
-        return stats
-    from neurocompile.ir.interpreter import run
-
-    probes = []
-    for n in neurons:
-        probes.append(f"{n}.v")
-        if isinstance(graph.nodes[n], (N.CubaLIF, N.CubaLI)):
-            probes.append(f"{n}.i")
-        else:
-            probes += list(graph.predecessors(n))
-    res = run(graph, calibration_input(graph, x), probes=sorted(set(probes)))
-    for n in neurons:
+    for n in neuron_groups(graph):
+        bound = 0.0
+        for p in graph.predecessors(n):
+            bound = bound + _bound(graph, p, shapes)
         size = int(np.prod(shapes[n]))
-        if isinstance(graph.nodes[n], (N.CubaLIF, N.CubaLI)):
-            drive = res.probes[f"{n}.i"]
-        else:
-            drive = sum(res.probes[p] for p in graph.predecessors(n))
-        stats[n] = {"drive": np.abs(drive).reshape(-1, size).max(axis=0),
-                    "v": np.abs(res.probes[f"{n}.v"]).reshape(-1, size).max(axis=0), "observed": True}
+        if graph.nodes[n].current:
+            bound = bound * np.abs(np.broadcast_to(graph.nodes[n].w_in, shapes[n]).reshape(-1))
+        stats[n] = {"drive": np.broadcast_to(np.asarray(bound, dtype=float), (size,)).copy(), "v": None,
+                    "observed": False}
     return stats

@@ -162,25 +162,112 @@ class Program:
 
     @classmethod
     def load(cls, directory: str | Path) -> "Program":
+        """Read ``program.json`` + ``program.npz``; every field is checked (presence, JSON type,
+        arrays present) before use. Failures are NeuroCompileErrors naming the file and field."""
+        from neurocompile.errors import NeuroCompileError
+        from neurocompile.utils.files import read_text
+
         directory = Path(directory)
-        doc = json.loads((directory / JSON_NAME).read_text())
-        if doc.get("format") != FORMAT or int(doc.get("version", 0)) > VERSION:
-            raise ValueError(f"{directory / JSON_NAME} is not a SpiNNaker program this version reads")
+        jpath = directory / JSON_NAME
+        file = str(jpath)
+        try:
+            doc = json.loads(read_text(jpath, "SpiNNaker program", limit=256 << 20))
+        except (ValueError, RecursionError) as err:
+            raise NeuroCompileError(f"not valid JSON: {err}", file=file) from None
+        if not isinstance(doc, dict):
+            raise NeuroCompileError("the program must be a JSON object", file=file)
+        version = doc.get("version", 0)
+        if doc.get("format") != FORMAT:
+            raise NeuroCompileError(f"field 'format': not a {FORMAT} file", file=file)
+        if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= VERSION:
+            raise NeuroCompileError(f"field 'version': version {version!r} is not one this neurocompile reads "
+                                    f"(1..{VERSION})", file=file)
         arrays = load_npz(directory / NPZ_NAME)
+        _check_fields(doc, _PROGRAM_FIELDS, "", file)
+        pop_fields = {f.name for f in dataclasses.fields(Population)} - {"raw", "refract_timer", "scale", "offset",
+                                                                           "cur_scale"}
+        proj_fields = {f.name for f in dataclasses.fields(Projection)} - {"pre_idx", "post_idx", "weight", "w_int"}
+
+        def arr(key: str, where: str):
+            if key not in arrays:
+                raise NeuroCompileError(f"field '{where}': array '{key}' is missing from {NPZ_NAME}", file=file)
+            a = arrays[key]
+            if a.dtype.kind not in "biuf":
+                raise NeuroCompileError(f"field '{where}': array '{key}' has dtype {a.dtype}", file=file)
+            return a
+
         pops = []
         for i, d in enumerate(doc["populations"]):
+            _check_fields(d, _POP_FIELDS, f"populations[{i}].", file)
+            _no_extra(d, pop_fields, f"populations[{i}]", file)
             pops.append(Population(
-                raw={f: arrays[f"pop{i}.raw.{f}"] for f in RAW_FIELDS},
-                refract_timer=arrays[f"pop{i}.refract_timer"], scale=arrays[f"pop{i}.scale"],
-                offset=arrays[f"pop{i}.offset"], cur_scale=arrays[f"pop{i}.cur_scale"], **d))
-        projs = [Projection(pre_idx=arrays[f"proj{i}.pre_idx"], post_idx=arrays[f"proj{i}.post_idx"],
-                            weight=arrays[f"proj{i}.weight"], w_int=arrays[f"proj{i}.w_int"], **d)
-                 for i, d in enumerate(doc["projections"])]
+                raw={f: arr(f"pop{i}.raw.{f}", f"populations[{i}]") for f in RAW_FIELDS},
+                refract_timer=arr(f"pop{i}.refract_timer", f"populations[{i}]"),
+                scale=arr(f"pop{i}.scale", f"populations[{i}]"),
+                offset=arr(f"pop{i}.offset", f"populations[{i}]"),
+                cur_scale=arr(f"pop{i}.cur_scale", f"populations[{i}]"), **d))
+        projs = []
+        for i, d in enumerate(doc["projections"]):
+            _check_fields(d, _PROJ_FIELDS, f"projections[{i}].", file)
+            _no_extra(d, proj_fields, f"projections[{i}]", file)
+            projs.append(Projection(**{f: arr(f"proj{i}.{f}", f"projections[{i}]")
+                                       for f in ("pre_idx", "post_idx", "weight", "w_int")}, **d))
+        sources = []
+        for i, d in enumerate(doc["sources"]):
+            _check_fields(d, _SOURCE_FIELDS, f"sources[{i}].", file)
+            _no_extra(d, {f.name for f in dataclasses.fields(Source)}, f"sources[{i}]", file)
+            sources.append(Source(**d))
+        for k, v in doc["shifts"].items():
+            if not (isinstance(v, list) and all(isinstance(x, int) and not isinstance(x, bool) for x in v)):
+                raise NeuroCompileError(f"field 'shifts.{k}' must be a list of integers", file=file)
+        if not all(isinstance(v, str) for v in doc["outputs"].values()):
+            raise NeuroCompileError("field 'outputs' must map output names to population names", file=file)
         return cls(timestep_ms=doc["timestep_ms"], time_scale_factor=doc["time_scale_factor"],
                    graph_dt=doc["graph_dt"], populations=pops,
-                   sources=[Source(**s) for s in doc["sources"]], projections=projs,
+                   sources=sources, projections=projs,
                    shifts={k: list(v) for k, v in doc["shifts"].items()}, outputs=doc["outputs"],
                    input_name=doc["input_name"], report=doc.get("report", {}))
+
+
+_NUM = (int, float)
+#: field -> (JSON types, required) of program.json and its entries
+_PROGRAM_FIELDS = {"timestep_ms": (_NUM, True), "time_scale_factor": ((int,), True),
+                   "graph_dt": (_NUM + (type(None),), True), "populations": ((list,), True),
+                   "sources": ((list,), True), "projections": ((list,), True), "shifts": ((dict,), True),
+                   "outputs": ((dict,), True), "input_name": ((str,), True), "report": ((dict,), False)}
+_POP_FIELDS = {"name": ((str,), True), "model": ((str,), True), "kind": ((str,), True), "size": ((int,), True),
+               "latency": ((int,), True), "compare": ((str,), False)}
+_PROJ_FIELDS = {"name": ((str,), True), "pre": ((str,), True), "post": ((str,), True),
+                "receptor": ((str,), True), "delay": ((int,), True)}
+_SOURCE_FIELDS = {"name": ((str,), True), "kind": ((str,), True), "size": ((int,), True),
+                  "first_tick": ((list,), False)}
+
+
+def _check_fields(d, fields: dict, prefix: str, file: str) -> None:
+    from neurocompile.errors import NeuroCompileError
+
+    if not isinstance(d, dict):
+        raise NeuroCompileError(f"field '{prefix.rstrip('.') or 'program'}' must be an object, got "
+                                f"{type(d).__name__}", file=file)
+    for name, (types, required) in fields.items():
+        if name not in d:
+            if required:
+                raise NeuroCompileError(f"field '{prefix}{name}' is missing", file=file)
+            continue
+        v = d[name]
+        if (isinstance(v, bool) and bool not in types) or not isinstance(v, types):
+            raise NeuroCompileError(f"field '{prefix}{name}' must be {types[0].__name__}, got {type(v).__name__}",
+                                    file=file)
+        if types == (int,) and name in ("size", "latency", "delay", "time_scale_factor") and v < 0:
+            raise NeuroCompileError(f"field '{prefix}{name}' must be >= 0, got {v}", file=file)
+
+
+def _no_extra(d: dict, allowed: set, where: str, file: str) -> None:
+    from neurocompile.errors import NeuroCompileError
+
+    extra = sorted(set(d) - allowed)
+    if extra:
+        raise NeuroCompileError(f"field '{where}' has unknown fields {extra}", file=file)
 
 
 def _plain(obj):
