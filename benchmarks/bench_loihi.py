@@ -53,11 +53,9 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
-from neurocompile.targets.loihi2 import emulator as loihi
-
+from neurocompile.targets.loihi2 import emulator as loihi  # noqa: E402
 from neurocompile.targets.loihi2 import emulator_fast as loihi_fast  # noqa: E402
-from neurocompile.targets.loihi2.program import (  # noqa: E402
-    LoihiDense, LoihiLIF, LoihiProgram)
+from neurocompile.targets.loihi2.program import LoihiDense, LoihiLIF, LoihiProgram  # noqa: E402
 
 SIZES = (784, 512, 256, 10)
 WEIGHT_SD = (0.015, 0.012, 0.03)   # gives ~10 / 12 / 25 % firing rates
@@ -123,9 +121,9 @@ def best_of(fn, repeat: int, warmup: int = 1) -> float:
 
 def snntorch_runner(layers, x, threads: int = 2):
     """A no-arg callable running the snnTorch model on x; and the model."""
+    import snntorch as snn
     import torch
     import torch.nn as nn
-    import snntorch as snn
 
     torch.set_num_threads(threads)
 
@@ -284,8 +282,7 @@ def main(argv=None) -> int:
             times[("snntorch", batch)], events, "float, not bit-exact")
 
     if not args.no_lava and 1 in args.batches:
-        from neurocompile.targets.loihi2.lava.host import (
-            find_lava_python, run_many_in_lava)
+        from neurocompile.targets.loihi2.lava.host import find_lava_python, run_many_in_lava
         py = (args.lava_python or os.environ.get("NEUROCOMPILE_LAVA_PYTHON")
               or find_lava_python())
         if not py:
@@ -311,7 +308,7 @@ def main(argv=None) -> int:
             row("Lava fixed_pt CPU (build+run in-proc)", 1,
                 times[("lava", 1)], res["events"][1],
                 "excl. interpreter start")
-            print(f"lava: build+run per run (first = warm-up) "
+            print("lava: build+run per run (first = warm-up) "
                   + ", ".join(f"{t * 1e3:.0f}" for t in build_run)
                   + f" ms; whole subprocess incl. start-up {wall:.1f} s")
 

@@ -11,7 +11,6 @@ the inputs against the float reference.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -29,11 +28,11 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from neurocompile import api
+    from neurocompile.cli.io import load_array
+    from neurocompile.errors import NeuroCompileError
     from neurocompile.targets.artifact import is_artifact, load_artifact
     from neurocompile.targets.spinnaker.board import mapping_report
     from neurocompile.targets.spinnaker.check import compare_mapping
-    from neurocompile.cli.io import load_array
-    from neurocompile.errors import NeuroCompileError
     from neurocompile.utils.atomic import write_json
     from neurocompile.validate import validate
 

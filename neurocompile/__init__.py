@@ -10,9 +10,8 @@ The Python API in one place::
 snnTorch modules can also be imported directly with
 ``neurocompile.frontends.snntorch.from_snntorch``. Where things live: ``docs/architecture.md``.
 """
-from neurocompile._version import __version__
-
 from neurocompile import _compat
+from neurocompile._version import __version__
 
 _compat.install()
 

@@ -25,8 +25,8 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from neurocompile.zoo import digits  # noqa: E402
 from neurocompile.utils.atomic import atomic_path  # noqa: E402
+from neurocompile.zoo import digits  # noqa: E402
 
 
 def accuracy(net, spikes, labels, dtype=torch.float32) -> float:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 import click
 import numpy as np
@@ -57,10 +56,16 @@ FORCE = click.option("--force", is_flag=True,
 
 
 def model_options(f):
-    f = click.option("--weights", type=click.Path(), help="State-dict file for an snnTorch model (loaded weights_only).")(f)
+    f = click.option("--weights", type=click.Path(), help=(
+        "State-dict file for an snnTorch model (loaded weights_only)."
+    ))(f)
     f = click.option("--input-shape", help="Input shape of one sample, e.g. 1,28,28 (snnTorch models).")(f)
-    f = click.option("--discretization", type=click.Choice(["euler", "exact"]), help="How time constants become per-step decays.")(f)
-    f = click.option("--reset", type=click.Choice(["zero", "subtract", "none"]), help="Reset mode where the source has none (NIR).")(f)
+    f = click.option("--discretization", type=click.Choice(["euler", "exact"]), help=(
+        "How time constants become per-step decays."
+    ))(f)
+    f = click.option("--reset", type=click.Choice(["zero", "subtract", "none"]), help=(
+        "Reset mode where the source has none (NIR)."
+    ))(f)
     f = click.option("--dt", type=float, callback=_check_dt,
                      help="Time step in seconds (NIR has none; default 1e-4).")(f)
     return f
@@ -82,12 +87,19 @@ def cli(ctx, debug):
 
 @cli.command(epilog=EPILOG_COMPILE)
 @click.argument("model")
-@click.option("--target", "-t", default="emulator", show_default=True, help="Backend to compile for (see `neurocompile targets`).")
+@click.option("--target", "-t", default="emulator", show_default=True, help=(
+    "Backend to compile for (see `neurocompile targets`)."
+))
 @click.option("--output", "-o", required=True, type=click.Path(), help="Artifact directory to write.")
 @click.option("--dump-ir", type=click.Path(), help="Write the graph after every pass into this directory.")
-@click.option("--calibration", type=click.Path(), help="Sample inputs .npy (T, batch, *shape) to choose fixed-point scales (and ONNX normalisation).")
+@click.option("--calibration", type=click.Path(), help=(
+    "Sample inputs .npy (T, batch, *shape) to choose fixed-point scales (and ONNX normalisation)."
+))
 @click.option("--chips", type=int, help="Chips available to the mapping (default 1).")
-@click.option("--split-weights", is_flag=True, help="Loihi 2: a second matrix per synapse layer holds the rounding residual (~16-bit weights, twice the synapses).")
+@click.option("--split-weights", is_flag=True, help=(
+    "Loihi 2: a second matrix per synapse layer holds the rounding residual (~16-bit weights, twice the "
+    "synapses)."
+))
 @FORCE
 @model_options
 def compile(model, target, output, dump_ir, calibration, chips, split_weights, force, dt, reset, discretization,
@@ -97,12 +109,11 @@ def compile(model, target, output, dump_ir, calibration, chips, split_weights, f
     The output must be absent, empty or an earlier artifact; nothing else is replaced.
     """
     from neurocompile.api import compile as do_compile
-    from neurocompile.api import model_options
+    from neurocompile.api import load_model, model_options
+    from neurocompile.cli.io import load_array
     from neurocompile.errors import NeuroCompileError
-    from neurocompile.api import load_model
     from neurocompile.targets.registry import get_target
     from neurocompile.utils.outputs import claim_output
-    from neurocompile.cli.io import load_array
 
     claim_output(output, "artifact", force=force, inputs=(model, calibration, weights))
     if dump_ir:
@@ -142,18 +153,25 @@ Examples:
 
 @cli.command(epilog=EPILOG_RUN)
 @click.argument("artifact", type=click.Path())
-@click.option("--input", "-i", "input_path", required=True, type=click.Path(), help="Input .npy: (T, batch, *shape) or (T, *shape).")
+@click.option("--input", "-i", "input_path", required=True, type=click.Path(), help=(
+    "Input .npy: (T, batch, *shape) or (T, *shape)."
+))
 @click.option("--output", "-o", type=click.Path(), help="Write outputs and probes to this .npz.")
 @click.option("--probe", "-p", multiple=True, help="Record NODE (its output) or NODE.v / NODE.i (state). Repeatable.")
-@click.option("--labels", type=click.Path(), help="Labels .npy (batch,): print accuracy (argmax of output spike counts).")
-@click.option("--on", "on", help="Where to run: the artifact's target name = the real chip (spinnaker: board in ~/.spynnaker.cfg; loihi2: Loihi2HwCfg); lava = Lava's CPU models. Default: the emulator.")
+@click.option("--labels", type=click.Path(), help=(
+    "Labels .npy (batch,): print accuracy (argmax of output spike counts)."
+))
+@click.option("--on", "on", help=(
+    "Where to run: the artifact's target name = the real chip (spinnaker: board in ~/.spynnaker.cfg; loihi2: "
+    "Loihi2HwCfg); lava = Lava's CPU models. Default: the emulator."
+))
 @FORCE
 def run(artifact, input_path, output, probe, labels, on, force):
     """Run a compiled ARTIFACT on an input array and report outputs, spikes and accuracy."""
     from neurocompile.api import run as do_run
+    from neurocompile.cli.io import load_array, save_result
     from neurocompile.targets.artifact import load_artifact
     from neurocompile.utils.outputs import claim_output
-    from neurocompile.cli.io import load_array, save_result
 
     protected = (artifact, input_path, labels)
     if output:
@@ -221,8 +239,8 @@ def inspect(model, dt, reset, discretization, input_shape, weights):
       neurocompile inspect ../shared/fixtures/nir-paper/braille_noDelay_bias_zero.nir
       neurocompile inspect build/digits
     """
-    from neurocompile.targets.artifact import is_artifact, load_artifact
     from neurocompile.api import load_model
+    from neurocompile.targets.artifact import is_artifact, load_artifact
 
     if is_artifact(model):
         art = load_artifact(model)
@@ -295,7 +313,10 @@ Exit codes: 0 all exact comparisons equal; 3 a comparison that must be exact is 
 @cli.command(epilog=EPILOG_VALIDATE)
 @click.argument("model")
 @click.option("--input", "-i", "input_path", required=True, type=click.Path(), help="Input .npy (T, batch, *shape).")
-@click.option("--targets", default="float,emulator", show_default=True, help="Comma-separated: float, emulator, lava, loihi2.")
+@click.option("--targets", default="float,emulator", show_default=True, help=(
+    "Comma-separated: float, emulator, lava, loihi2, spinnaker, any installed target, or TARGET:RUNNER "
+         "(spinnaker:board, loihi2:chip)."
+))
 @click.option("--report", "report_dir", type=click.Path(), help="Write report.json, report.md and PNG plots here.")
 @click.option("--labels", type=click.Path(), help="Labels .npy (batch,) for accuracy per target.")
 @click.option("--calibration", type=click.Path(), help="Calibration inputs for compiling a model.")
@@ -304,8 +325,8 @@ Exit codes: 0 all exact comparisons equal; 3 a comparison that must be exact is 
 def validate(model, input_path, targets, report_dir, labels, calibration, force, dt, reset, discretization,
              input_shape, weights):
     """Run MODEL_OR_ARTIFACT on several targets with the same input and show where they differ."""
-    from neurocompile.validate import validate as do_validate
     from neurocompile.cli.io import load_array
+    from neurocompile.validate import validate as do_validate
 
     x = load_array(input_path)
     calib = load_array(calibration, "calibration") if calibration else None
@@ -377,12 +398,12 @@ def encode(model, samples, steps, output):
       neurocompile encode build/net --samples test.npy -o build/X.npy
       neurocompile run build/net --input build/X.npy --labels labels.npy
     """
-    from neurocompile.errors import NeuroCompileError
     from neurocompile.api import load_model
+    from neurocompile.cli.io import load_array
+    from neurocompile.errors import NeuroCompileError
     from neurocompile.frontends.onnx import encode_input
     from neurocompile.utils.atomic import atomic_path
     from neurocompile.utils.outputs import claim_output
-    from neurocompile.cli.io import load_array
 
     claim_output(output, "array", inputs=(model, samples))
     graph = load_model(model)

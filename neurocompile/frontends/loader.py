@@ -14,8 +14,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from neurocompile.ir.graph import Graph
 from neurocompile.errors import NeuroCompileError
+from neurocompile.ir.graph import Graph
 
 ZOO = {"digits": "neurocompile.zoo.digits"}
 

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
+from neurocompile.errors import NeuroCompileError, UnsupportedError
 from neurocompile.ir import nodes as N
 from neurocompile.ir.graph import Graph
-from neurocompile.errors import NeuroCompileError, UnsupportedError
 
 DEFAULT_DT = 1e-4
 META = "neurocompile."

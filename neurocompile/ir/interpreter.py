@@ -6,10 +6,10 @@ from typing import Callable, Iterable
 
 import numpy as np
 
+from neurocompile.errors import NeuroCompileError
 from neurocompile.ir.batch import batched_inputs
 from neurocompile.ir.graph import Graph
 from neurocompile.ir.nodes import Flatten, Input
-from neurocompile.errors import NeuroCompileError
 from neurocompile.ir.semantics import OPS, Context
 
 

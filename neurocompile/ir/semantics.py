@@ -11,8 +11,8 @@ from typing import Callable
 
 import numpy as np
 
-from neurocompile.ir import nodes as N
 from neurocompile.errors import GraphError
+from neurocompile.ir import nodes as N
 
 OPS: dict[type, Callable] = {}
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from neurocompile.errors import NeuroCompileError
-from neurocompile.utils.atomic import load_npz, write_json, write_npz
 from neurocompile.ir.graph import Graph
 from neurocompile.ir.nodes import NODE_TYPES
+from neurocompile.utils.atomic import load_npz, write_json, write_npz
 
 FORMAT = "neurocompile.graph"
 FORMAT_VERSION = 1

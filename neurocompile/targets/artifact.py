@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from neurocompile._version import __version__
+from neurocompile.errors import NeuroCompileError
 from neurocompile.ir.graph import Graph
 from neurocompile.ir.serialize import load_graph, save_graph
-from neurocompile.errors import NeuroCompileError
 from neurocompile.utils.atomic import atomic_path
 from neurocompile.utils.outputs import claim_output
 

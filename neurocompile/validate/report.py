@@ -193,7 +193,8 @@ def _divergent(report, traces, spiking):
         other = next(t for t in traces if t != "float")
         best = None
         for g in spiking:
-            d = np.abs(traces["float"].aligned[g]["spikes"][:, 0].sum(0) - traces[other].aligned[g]["spikes"][:, 0].sum(0))
+            d = np.abs(traces["float"].aligned[g]["spikes"][:, 0].sum(0)
+                       - traces[other].aligned[g]["spikes"][:, 0].sum(0))
             if d.size and (best is None or d.max() > best[0]):
                 best = (d.max(), g, int(d.argmax()))
         if best:

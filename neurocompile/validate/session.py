@@ -2,8 +2,9 @@
 
 Targets: ``float`` (the reference) and any registered target name (its default runner) or
 ``TARGET:RUNNER`` (``spinnaker:board``, ``loihi2:chip``). Exact runners of one family (Loihi 2's
-emulator and Lava) must agree bit for bit; different families meet through the float reference. Runs are aligned on the float graph's time base (each Dense hop on a
-chip adds a step); exact comparisons use the chip's own time base.
+emulator and Lava) must agree bit for bit; different families meet through the float reference. Runs
+are aligned on the float graph's time base (each Dense hop on a chip adds a step); exact comparisons
+use the chip's own time base.
 """
 from __future__ import annotations
 
@@ -14,15 +15,14 @@ import numpy as np
 
 from neurocompile.api import compile as do_compile
 from neurocompile.errors import BackendError, NeuroCompileError
+from neurocompile.ir.batch import batched_input
 from neurocompile.targets.artifact import Artifact, is_artifact, load_artifact
 from neurocompile.targets.registry import get_target, resolve_run
 from neurocompile.utils.outputs import claim_output
 from neurocompile.validate.compare import first_mismatch, float_vs_quantized
 from neurocompile.validate.diagnostics import loihi2_diagnostics
 from neurocompile.validate.metrics import run_metrics
-from neurocompile.ir.batch import batched_input
 from neurocompile.validate.traces import run_target
-
 
 
 def validate(model, x, targets=("float", "emulator"), *, labels=None, report_dir=None,

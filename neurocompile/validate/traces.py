@@ -6,7 +6,6 @@ units (``aligned``), and for chip targets the integer state on the chip's own ti
 from __future__ import annotations
 
 import dataclasses
-
 import time
 
 import numpy as np

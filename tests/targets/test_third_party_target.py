@@ -42,7 +42,8 @@ class ToyProgram:
 
     def validate(self):
         for name, node in self.graph.nodes.items():
-            if isinstance(node, N.Linear) and not np.allclose(node.weight / self.grid, np.round(node.weight / self.grid)):
+            steps = node.weight / self.grid if isinstance(node, N.Linear) else 0.0
+            if not np.allclose(steps, np.round(steps)):
                 raise ValueError(f"{name}: weights off the grid")
 
     def dump(self, directory):

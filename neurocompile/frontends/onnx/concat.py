@@ -5,8 +5,8 @@ import dataclasses
 
 import numpy as np
 
-from neurocompile.ir import nodes as N
 from neurocompile.frontends.onnx.ann import Ann, AnnOp
+from neurocompile.ir import nodes as N
 
 
 def lower_concats(ann: Ann) -> None:

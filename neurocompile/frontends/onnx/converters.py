@@ -28,9 +28,9 @@ from typing import Callable
 
 import numpy as np
 
-from neurocompile.ir import nodes as N
 from neurocompile.frontends.onnx.builder import GraphBuilder, Problem, attrs
 from neurocompile.frontends.onnx.folding import can_fold_into, channel_affine, fold_bias, fold_scale_shift
+from neurocompile.ir import nodes as N
 
 
 def convert_gemm(b: GraphBuilder, node, index) -> str:

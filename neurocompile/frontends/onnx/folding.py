@@ -6,8 +6,8 @@ import dataclasses
 
 import numpy as np
 
-from neurocompile.ir import nodes as N
 from neurocompile.frontends.onnx.ann import AnnOp
+from neurocompile.ir import nodes as N
 
 
 def can_fold_into(op: AnnOp) -> bool:

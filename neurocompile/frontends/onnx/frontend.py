@@ -5,10 +5,10 @@ from pathlib import Path
 
 import numpy as np
 
-from neurocompile.ir.graph import Graph
 from neurocompile.errors import NeuroCompileError, UnsupportedError
 from neurocompile.frontends.onnx import normalise, rate
 from neurocompile.frontends.onnx.parser import parse
+from neurocompile.ir.graph import Graph
 
 METHODS = ("rate", "sigma_delta")
 DEFAULT_TIMESTEPS = 64

@@ -4,7 +4,6 @@
 """
 from __future__ import annotations
 
-
 from neurocompile.errors import NeuroCompileError, UnsupportedError
 
 MIN_OPSET = 13
@@ -27,8 +26,9 @@ def first_line(err: Exception) -> str:
     return " ".join(text.split("\n")[0].split())[:300]
 
 
-def load_model(path) -> "onnx.ModelProto":
-    """``onnx.load`` + ``onnx.checker.check_model`` + opset of the default domain >= :data:`MIN_OPSET`."""
+def load_model(path):
+    """``onnx.load`` + ``onnx.checker.check_model`` + opset of the default domain >= :data:`MIN_OPSET`;
+    returns the ``onnx.ModelProto``."""
     onnx = import_onnx()
     from neurocompile.utils.files import regular_file
 

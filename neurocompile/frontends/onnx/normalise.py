@@ -25,9 +25,9 @@ import dataclasses
 
 import numpy as np
 
-from neurocompile.ir import nodes as N
 from neurocompile.errors import NeuroCompileError
 from neurocompile.frontends.onnx.ann import Ann, apply_linear, forward
+from neurocompile.ir import nodes as N
 
 
 def calibration_batch(ann: Ann, calibration, file: str | None = None) -> dict[str, np.ndarray]:

@@ -51,7 +51,8 @@ def check_supported(nodes, file: str) -> None:
     unknown = [(n, i) for i, n in enumerate(nodes)
                if n.domain not in ("", "ai.onnx") or n.op_type not in SUPPORTED]
     if unknown:
-        listing = ", ".join(f"'{n.name or f'#{i} -> {n.output[0]}'}' ({(n.domain + '.') if n.domain else ''}{n.op_type})"
+        listing = ", ".join(f"'{n.name or f'#{i} -> {n.output[0]}'}' "
+                            f"({(n.domain + '.') if n.domain else ''}{n.op_type})"
                             for n, i in unknown)
         hints = [f"{op}: {HINTS[op]}" for op in dict.fromkeys(n.op_type for n, _ in unknown) if op in HINTS]
         err = UnsupportedError(

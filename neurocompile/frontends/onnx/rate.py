@@ -33,11 +33,11 @@ import dataclasses
 
 import numpy as np
 
-from neurocompile.ir import nodes as N
-from neurocompile.ir.graph import Graph
 from neurocompile.errors import NeuroCompileError
 from neurocompile.frontends.onnx.ann import Ann
 from neurocompile.frontends.onnx.parser import sanitize
+from neurocompile.ir import nodes as N
+from neurocompile.ir.graph import Graph
 
 INPUT_ENCODINGS = ("current", "spikes")
 READOUTS = ("integrator", "spikes")

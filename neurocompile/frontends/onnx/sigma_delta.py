@@ -16,11 +16,11 @@ import dataclasses
 
 import numpy as np
 
-from neurocompile.ir import nodes as N
-from neurocompile.ir.graph import Graph
 from neurocompile.frontends.onnx import normalise
 from neurocompile.frontends.onnx.ann import Ann, apply_linear
 from neurocompile.frontends.onnx.parser import parse, sanitize
+from neurocompile.ir import nodes as N
+from neurocompile.ir.graph import Graph
 
 
 def bias_field(ann: Ann) -> dict[str, np.ndarray]:

@@ -67,13 +67,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from neurocompile.ir.graph import Graph
 from neurocompile.errors import NeuroCompileError
 from neurocompile.frontends.snntorch.builder import _Builder
 from neurocompile.frontends.snntorch.chain_check import _check_chain
 from neurocompile.frontends.snntorch.common import _libs
 from neurocompile.frontends.snntorch.layers import _collect_leaves
 from neurocompile.frontends.snntorch.loading import load_snntorch_reference
+from neurocompile.ir.graph import Graph
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch

@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from neurocompile.ir import nodes as N
-from neurocompile.ir.graph import Graph
 from neurocompile.errors import NeuroCompileError, UnsupportedError
 from neurocompile.frontends.snntorch.common import _is_skipped, _neuron_types
+from neurocompile.ir import nodes as N
+from neurocompile.ir.graph import Graph
+
 
 class _Builder:
     def __init__(self, shape, dt, strict, torch, nn, snn):

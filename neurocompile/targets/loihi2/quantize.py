@@ -49,16 +49,16 @@ import numpy as np
 from neurocompile.errors import UnsupportedError
 from neurocompile.ir import nodes as N
 from neurocompile.ir.graph import Graph
-from neurocompile.passes.base import Lowering, PassContext
 from neurocompile.ir.latency import shortest_hops
+from neurocompile.passes.base import Lowering, PassContext
 from neurocompile.targets.loihi2.connections import Connection, check_delays, incoming, look_through
 from neurocompile.targets.loihi2.conv import conv_vth, quantize_conv
 from neurocompile.targets.loihi2.lowered import LoweredLoihi2
-from neurocompile.targets.loihi2.sigma_delta import lower_sdn
-from neurocompile.targets.loihi2.weights import LayerQuant, pick_exp, quantize_weights
 from neurocompile.targets.loihi2.program import LoihiDense as _Dense
 from neurocompile.targets.loihi2.program import LoihiLIF as _LIF
+from neurocompile.targets.loihi2.sigma_delta import lower_sdn
 from neurocompile.targets.loihi2.stats import group_stats
+from neurocompile.targets.loihi2.weights import LayerQuant, quantize_weights
 
 CLOCK = "_clock"
 

@@ -29,8 +29,8 @@ import numpy as np
 
 from neurocompile.errors import BackendError, NeuroCompileError
 from neurocompile.ir import nodes as N
-from neurocompile.ir.graph import Graph
 from neurocompile.ir.batch import batched_input
+from neurocompile.ir.graph import Graph
 from neurocompile.ir.interpreter import RunResult, split_probe
 from neurocompile.ir.latency import shortest_hops
 from neurocompile.passes import NORMALIZE, CompileOptions, PassContext
@@ -94,7 +94,7 @@ class EmulatorRunner(Loihi2Runner):
 
     def execute(self, program, spikes):
         """The compiled event-driven kernel (numba) when installed and the program uses only what it
-        covers, else the numpy reference; both are bit-exact (tests/test_loihi_fast.py)."""
+        covers, else the numpy reference; both are bit-exact (tests/targets/loihi2/test_loihi_fast.py)."""
         return emulator_fast.run_best(program, spikes)
 
 
@@ -159,7 +159,8 @@ RUNNERS = {"emulator": EmulatorRunner(), "lava": LavaRunner(), "chip": ChipRunne
 class Loihi2Target(Target):
     name = "loihi2"
     family = "loihi2"
-    description = "Intel Loihi 2: quantized to its fixed-point formats, runs on the bit-accurate emulator (or --on lava)"
+    description = ("Intel Loihi 2: quantized to its fixed-point formats, runs on the bit-accurate emulator "
+                   "(or --on lava)")
     Options = Loihi2Options
     runners = RUNNERS
     default_runner = "emulator"

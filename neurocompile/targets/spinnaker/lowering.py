@@ -70,14 +70,22 @@ from typing import ClassVar
 
 import numpy as np
 
-from neurocompile.targets.spinnaker import fixed as F
-from neurocompile.targets.spinnaker.lowered import NEURONS_PER_CORE, LoweredSpiNNaker, SpiNNakerOptions
-from neurocompile.targets.spinnaker.program import Population, Program, Projection, Source, max_summed_weight, predict_shifts, weight_words
 from neurocompile.errors import UnsupportedError
 from neurocompile.ir import nodes as N
 from neurocompile.ir.graph import Graph
-from neurocompile.passes.base import Lowering, PassContext
 from neurocompile.passes.activity import neuron_drive_stats
+from neurocompile.passes.base import Lowering, PassContext
+from neurocompile.targets.spinnaker import fixed as F
+from neurocompile.targets.spinnaker.lowered import NEURONS_PER_CORE, LoweredSpiNNaker
+from neurocompile.targets.spinnaker.program import (
+    Population,
+    Program,
+    Projection,
+    Source,
+    max_summed_weight,
+    predict_shifts,
+    weight_words,
+)
 
 TIMESTEP_MS = 1.0
 V_TARGET = float(1 << 14)        # mV used by the largest value a group reaches (accum max 2**16)
@@ -336,7 +344,7 @@ class QuantizeSpiNNaker(Lowering):
             model = "IF_curr_delta"
             rep.update(if_window=[float(v_lo.min()), float(thr.max())],
                        if_lsb_v=float((1 / s_raw).max()),
-                       note=f"exact integration while v >= v_lo; below it v creeps up by k LSB/step")
+                       note="exact integration while v >= v_lo; below it v creeps up by k LSB/step")
         else:
             dt, rule = graph.dt, graph.discretization
             if dt is None:

@@ -7,17 +7,17 @@ from pathlib import Path
 
 import numpy as np
 
-from neurocompile.passes import NORMALIZE, PassContext
-from neurocompile.passes.dense_form import DenseForm
-from neurocompile.targets.spinnaker.lowered import LoweredSpiNNaker, SpiNNakerOptions
-from neurocompile.targets.spinnaker.lowering import QuantizeSpiNNaker
+from neurocompile.errors import BackendError, NeuroCompileError
 from neurocompile.ir.batch import batched_input
 from neurocompile.ir.interpreter import RunResult
-from neurocompile.targets.spinnaker.emulator import run_program
-from neurocompile.targets.spinnaker.program import Program
-from neurocompile.errors import BackendError, NeuroCompileError
+from neurocompile.passes import NORMALIZE, PassContext
+from neurocompile.passes.dense_form import DenseForm
 from neurocompile.targets.base import Runner, Target
 from neurocompile.targets.spinnaker import board
+from neurocompile.targets.spinnaker.emulator import run_program
+from neurocompile.targets.spinnaker.lowered import LoweredSpiNNaker, SpiNNakerOptions
+from neurocompile.targets.spinnaker.lowering import QuantizeSpiNNaker
+from neurocompile.targets.spinnaker.program import Program
 from neurocompile.targets.spinnaker.pynn_script import write_script
 
 PAYLOAD_DIR = "spinnaker"

@@ -13,18 +13,18 @@ import pytest
 from conftest import DATA, NIR_PAPER
 from lava_util import require_lava
 from neurocompile import api
-from neurocompile.targets.loihi2.target import spikes_in
-from neurocompile.targets.registry import get_backend
-from neurocompile.ir import nodes as N
-from neurocompile.ir import sequential
-from neurocompile.passes import NORMALIZE, Pipeline
-from neurocompile.passes.dense_form import DenseForm
-from neurocompile.ir.latency import shortest_hops
-from neurocompile.targets.loihi2 import emulator as loihi
-from neurocompile.targets.loihi2.program import LoihiConv, LoihiDense, LoihiSigmaDelta
-from neurocompile.ir.interpreter import run as float_run
 from neurocompile.errors import UnsupportedError
 from neurocompile.frontends.nir import read_nir
+from neurocompile.ir import nodes as N
+from neurocompile.ir import sequential
+from neurocompile.ir.interpreter import run as float_run
+from neurocompile.ir.latency import shortest_hops
+from neurocompile.passes import NORMALIZE, Pipeline
+from neurocompile.passes.dense_form import DenseForm
+from neurocompile.targets.loihi2 import emulator as loihi
+from neurocompile.targets.loihi2.program import LoihiConv, LoihiDense, LoihiSigmaDelta
+from neurocompile.targets.loihi2.target import spikes_in
+from neurocompile.targets.registry import get_backend
 
 ONNX = DATA / "onnx"
 BACKEND = get_backend("loihi2")
@@ -224,8 +224,8 @@ def static(x, T=SDN_T):
 
 
 def test_host_delta_encoder_is_lavas_fixed_point_delta():
-    from neurocompile.targets.loihi2.sigma_delta import delta_encode
     from neurocompile.targets.loihi2.sdn_fixed import sigma_delta_fixed
+    from neurocompile.targets.loihi2.sigma_delta import delta_encode
 
     a = np.random.default_rng(0).integers(-300, 300, (30, 7))
     for cum in (False, True):
@@ -259,8 +259,7 @@ def test_sigma_delta_lowering(sdn_art, digits, tmp_path):
 def test_sigma_delta_accuracy_and_messages(sdn_art, digits):
     import json
 
-    from neurocompile.frontends.onnx import from_onnx
-    from neurocompile.frontends.onnx import encode_input
+    from neurocompile.frontends.onnx import encode_input, from_onnx
 
     Xt, yt = digits
     ann = json.loads((ONNX / "digits_ann.json").read_text())["mlp"]

@@ -3,13 +3,11 @@ import glob
 import os
 import subprocess
 import sys
-import venv
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[3]
 
 SCRIPT = r'''
 import numpy as np
@@ -18,7 +16,8 @@ from neurocompile.ir import nodes as N
 from neurocompile.ir.interpreter import run
 from neurocompile.targets.loihi2 import emulator as loihi
 from neurocompile.targets.loihi2.program import LoihiDense, LoihiLIF, LoihiProgram
-g = sequential([("in", N.Input(shape=(3,))), ("fc", N.Affine(weight=[[0.5, -0.2, 0.9], [0.3, 0.3, -0.4]], bias=[0.1, 0.0])),
+g = sequential([("in", N.Input(shape=(3,))),
+                ("fc", N.Affine(weight=[[0.5, -0.2, 0.9], [0.3, 0.3, -0.4]], bias=[0.1, 0.0])),
                 ("l", N.LIF(tau=4.0, v_threshold=0.6)), ("o", N.Output())], dt=1.0)
 x = (np.arange(60).reshape(20, 3) % 7 < 3).astype(float)
 print(run(g, x, probes=["l.v"]).probes["l.v"][:, 0].round(12).tolist())

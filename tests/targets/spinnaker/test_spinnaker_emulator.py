@@ -4,13 +4,13 @@ import numpy as np
 import pytest
 
 from conftest import NIR_PAPER, paper_lif_input
-from neurocompile.targets import registry
-from neurocompile.targets.spinnaker import SpiNNakerBackend
-from neurocompile.ir import nodes as N
-from neurocompile.ir.graph import Graph
-from neurocompile.ir import interpreter as reference
 from neurocompile.errors import BackendError, NeuroCompileError, UnsupportedError
 from neurocompile.frontends.nir import read_nir
+from neurocompile.ir import interpreter as reference
+from neurocompile.ir import nodes as N
+from neurocompile.ir.graph import Graph
+from neurocompile.targets import registry
+from neurocompile.targets.spinnaker import SpiNNakerBackend
 
 
 @pytest.fixture(autouse=True)

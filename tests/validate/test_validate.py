@@ -7,10 +7,10 @@ from click.testing import CliRunner
 
 from conftest import NIR_PAPER
 from neurocompile import api
-from neurocompile.targets import registry
-from neurocompile.targets.loihi2.target import EmulatorRunner, Loihi2Target
 from neurocompile.cli.main import cli
 from neurocompile.frontends.nir import read_nir
+from neurocompile.targets import registry
+from neurocompile.targets.loihi2.target import EmulatorRunner, Loihi2Target
 from neurocompile.validate import validate
 
 FLIP = {"step": 37, "group": "lif1.lif", "neuron": 5}
@@ -133,9 +133,8 @@ def test_fault_in_conv_fed_group_is_located(faulty_target, monkeypatch):
 def test_sigma_delta_network_validates(tmp_path):
     """An ONNX MLP converted to sigma-delta neurons: Lava and the emulator agree exactly; message
     counts (nonzero graded outputs) match the float graph closely; classes agree."""
-    from lava_util import require_lava
-
     from conftest import DATA
+    from lava_util import require_lava
     from neurocompile.frontends.onnx import from_onnx
 
     require_lava()

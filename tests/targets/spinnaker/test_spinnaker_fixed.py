@@ -9,8 +9,7 @@ import pytest
 
 from neurocompile.targets.spinnaker import fixed as F
 from neurocompile.targets.spinnaker.emulator import run_program
-from neurocompile.targets.spinnaker.program import (Population, Program, Projection, Source,
-                                                    shift_for, weight_words)
+from neurocompile.targets.spinnaker.program import Population, Program, Projection, Source, shift_for, weight_words
 
 ONE = 32768
 

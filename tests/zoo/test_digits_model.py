@@ -9,11 +9,10 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("snntorch")
 pytest.importorskip("sklearn")
 
+from neurocompile.frontends.snntorch import from_snntorch  # noqa: E402
 from neurocompile.ir import nodes as N  # noqa: E402
 from neurocompile.ir.interpreter import run  # noqa: E402
-from neurocompile.frontends.snntorch import from_snntorch  # noqa: E402
 from neurocompile.zoo import digits  # noqa: E402
-
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -17,8 +17,7 @@ import numpy as np
 import pytest
 
 from neurocompile.targets.loihi2 import emulator as loihi
-from neurocompile.targets.loihi2.program import (LoihiDense, LoihiLIF,
-                                                 LoihiProgram)
+from neurocompile.targets.loihi2.program import LoihiDense, LoihiLIF, LoihiProgram
 
 
 # --------------------------------------------------------------- helpers

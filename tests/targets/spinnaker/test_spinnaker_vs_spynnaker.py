@@ -15,14 +15,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_spinnaker_emulator import small_net
 
 from conftest import NIR_PAPER
+from neurocompile.frontends.nir import read_nir
 from neurocompile.targets import registry
 from neurocompile.targets.spinnaker import SpiNNakerBackend
 from neurocompile.targets.spinnaker.board import mapping_report
 from neurocompile.targets.spinnaker.check import compare_mapping
-from neurocompile.frontends.nir import read_nir
-from test_spinnaker_emulator import small_net
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("spynnaker") is None,
                                 reason="sPyNNaker is not installed (pip install sPyNNaker pyNN)")

@@ -24,17 +24,17 @@ from onnx.reference import ReferenceEvaluator
 
 from conftest import DATA
 from neurocompile.cli.main import cli
-from neurocompile.ir import nodes as N
-from neurocompile.ir.interpreter import run
 from neurocompile.errors import NeuroCompileError, UnsupportedError
 from neurocompile.frontends.loader import load_model
-from neurocompile.targets.loihi2 import sdn_fixed
-from neurocompile.ir.interpreter import run as ref_run
-from neurocompile.ir.semantics import OPS
+from neurocompile.frontends.onnx import decode_output, encode_input, from_onnx
 from neurocompile.frontends.onnx import sigma_delta as sd
 from neurocompile.frontends.onnx.ann import forward
 from neurocompile.frontends.onnx.parser import parse
-from neurocompile.frontends.onnx import decode_output, encode_input, from_onnx
+from neurocompile.ir import nodes as N
+from neurocompile.ir.interpreter import run
+from neurocompile.ir.interpreter import run as ref_run
+from neurocompile.ir.semantics import OPS
+from neurocompile.targets.loihi2 import sdn_fixed
 
 ONNX_DATA = DATA / "onnx"
 RNG = np.random.default_rng(1234)
@@ -332,7 +332,8 @@ def test_concat_into_conv_becomes_block_weights(tmp_path):
     ann = parse(path)
     assert all(op.kind != "concat" for op in ann.ops.values())
     # BN (a depthwise conv here), ReLU, pool and flatten moved in front of the concat, per branch
-    assert sorted(n for n, op in ann.ops.items() if op.kind == "relu") == ["relu_a", "relu_cat_0", "relu_cat_1", "relu_out"]
+    relus = sorted(n for n, op in ann.ops.items() if op.kind == "relu")
+    assert relus == ["relu_a", "relu_cat_0", "relu_cat_1", "relu_out"]
     np.testing.assert_allclose(forward(ann, x, keep="outputs")["y"], ann_reference(path, x), atol=1e-5)
     g = from_onnx(path, x, percentile=100)
     # the Gemm after the concat is split into one Affine/Linear per branch meeting at one node

@@ -5,8 +5,8 @@ import sys
 
 import pytest
 
-from neurocompile.targets.loihi2.lava.setup_env import check_env, find_python310
 from neurocompile.errors import BackendError
+from neurocompile.targets.loihi2.lava.setup_env import check_env, find_python310
 
 
 def test_finds_a_python_310():
@@ -37,10 +37,9 @@ def test_configured_lava_env_passes_check():
 
 def test_hardware_run_config_without_lava_loihi_fails_clearly():
     """The Loihi2HwCfg path of the runner refuses cleanly where lava-loihi is absent."""
-    from lava_util import require_lava
-
     import numpy as np
 
+    from lava_util import require_lava
     from neurocompile.targets.loihi2.lava.host import run_in_lava
     from neurocompile.targets.loihi2.program import LoihiDense, LoihiLIF, LoihiProgram
 

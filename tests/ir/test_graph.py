@@ -2,12 +2,12 @@
 import numpy as np
 import pytest
 
-from neurocompile.ir import Graph, sequential
-from neurocompile.ir import nodes as N
-from neurocompile.passes import NORMALIZE, Pipeline, PassContext
-from neurocompile.ir.serialize import load_graph, save_graph
-from neurocompile.ir.interpreter import run
 from neurocompile.errors import GraphError, NeuroCompileError
+from neurocompile.ir import nodes as N
+from neurocompile.ir import sequential
+from neurocompile.ir.interpreter import run
+from neurocompile.ir.serialize import load_graph, save_graph
+from neurocompile.passes import NORMALIZE, PassContext, Pipeline
 
 
 def mlp(rng):

@@ -21,9 +21,7 @@ import numpy as np
 import pytest
 
 from neurocompile.targets.loihi2 import emulator as loihi
-from neurocompile.targets.loihi2.program import (LoihiConv, LoihiDense,
-                                                 LoihiLIF, LoihiProgram,
-                                                 LoihiSigmaDelta)
+from neurocompile.targets.loihi2.program import LoihiConv, LoihiDense, LoihiLIF, LoihiProgram, LoihiSigmaDelta
 
 
 # --------------------------------------------------------------- helpers

@@ -20,9 +20,9 @@ torch = pytest.importorskip("torch")
 snn = pytest.importorskip("snntorch")
 from torch import nn  # noqa: E402
 
-from neurocompile.ir.interpreter import run  # noqa: E402
 from neurocompile.errors import NeuroCompileError, UnsupportedError  # noqa: E402
 from neurocompile.frontends.snntorch import from_snntorch, load_snntorch_reference  # noqa: E402
+from neurocompile.ir.interpreter import run  # noqa: E402
 
 T, BATCH = 120, 4
 

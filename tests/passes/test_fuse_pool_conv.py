@@ -4,12 +4,12 @@ import pytest
 
 from conftest import NIR_PAPER
 from neurocompile import api
+from neurocompile.frontends.nir import read_nir
 from neurocompile.ir import nodes as N
 from neurocompile.ir import sequential
+from neurocompile.ir.interpreter import run
 from neurocompile.passes import NORMALIZE, Pipeline
 from neurocompile.passes.fuse_pool_conv import FusePoolIntoConv
-from neurocompile.ir.interpreter import run
-from neurocompile.frontends.nir import read_nir
 
 
 @pytest.mark.parametrize("pool", [N.SumPool2d, N.AvgPool2d])

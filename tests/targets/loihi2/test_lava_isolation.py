@@ -23,6 +23,7 @@ from neurocompile.targets.loihi2.lava import setup_env
 from neurocompile.targets.loihi2.lava.host import run_in_lava
 from neurocompile.targets.loihi2.program import LoihiDense, LoihiLIF, LoihiProgram
 
+TESTS = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MARK = "NEUROCOMPILE_TEST_MARK"
 pytestmark = pytest.mark.skipif(not os.path.isdir("/proc"), reason="needs /proc")
 
@@ -115,7 +116,7 @@ def test_sigterm_of_the_host_ends_the_process_group(tmp_path, token):
     script.write_text(textwrap.dedent(f"""
         import sys
         import numpy as np
-        sys.path.insert(0, {os.path.dirname(__file__)!r})
+        sys.path[:0] = [{os.path.dirname(__file__)!r}, {TESTS!r}]
         from test_lava_isolation import _program
         from neurocompile.targets.loihi2.lava.host import run_in_lava
         run_in_lava(_program(), np.ones((200000, 1), dtype=bool), python={py!r}, timeout=300)

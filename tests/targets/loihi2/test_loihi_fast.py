@@ -16,10 +16,8 @@ import numpy as np
 import pytest
 
 from neurocompile.targets.loihi2 import emulator as loihi
-
 from neurocompile.targets.loihi2 import emulator_fast as loihi_fast
-from neurocompile.targets.loihi2.program import (LoihiDense, LoihiLIF,
-                                                 LoihiProgram)
+from neurocompile.targets.loihi2.program import LoihiDense, LoihiLIF, LoihiProgram
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import NIR_PAPER
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _script(name, *args):

@@ -3,11 +3,11 @@ import numpy as np
 import pytest
 
 from conftest import NIR_PAPER
-from neurocompile.ir import nodes as N
-from neurocompile.passes import NORMALIZE, Pipeline
-from neurocompile.ir.interpreter import run
 from neurocompile.errors import NeuroCompileError
 from neurocompile.frontends.nir import read_nir, write_nir
+from neurocompile.ir import nodes as N
+from neurocompile.ir.interpreter import run
+from neurocompile.passes import NORMALIZE, Pipeline
 
 PAPER_FILES = ["lif_norse.nir", "braille_noDelay_bias_zero.nir", "braille_noDelay_noBias_subtract.nir",
                "cnn_sinabs.nir"]

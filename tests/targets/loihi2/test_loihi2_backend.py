@@ -5,14 +5,14 @@ import pytest
 from conftest import NIR_PAPER, paper_lif_input
 from lava_util import require_lava
 from neurocompile import api
+from neurocompile.errors import NeuroCompileError, UnsupportedError
+from neurocompile.frontends.nir import read_nir
 from neurocompile.ir import nodes as N
 from neurocompile.ir import sequential
+from neurocompile.ir.interpreter import run as float_run
 from neurocompile.passes import NORMALIZE, Pipeline
 from neurocompile.passes.dense_form import DenseForm
 from neurocompile.targets.loihi2 import emulator as loihi
-from neurocompile.ir.interpreter import run as float_run
-from neurocompile.errors import NeuroCompileError, UnsupportedError
-from neurocompile.frontends.nir import read_nir
 
 
 def paper(name, **kw):
@@ -159,7 +159,8 @@ def test_split_weights_reach_16_bit_precision_and_stay_bit_exact():
     plain = api.compile(g, target="loihi2")
     split = api.compile(g, target="loihi2", split_weights=True)
     for name in ("fc1", "lif1.w_rec", "fc2"):
-        assert split.report["quantization"][name]["rel_rms_error"] < plain.report["quantization"][name]["rel_rms_error"] / 50
+        q_split, q_plain = split.report["quantization"][name], plain.report["quantization"][name]
+        assert q_split["rel_rms_error"] < q_plain["rel_rms_error"] / 50
     assert {d.name for d in split.payload["program"].synapses} >= {"fc1.fine", "lif1.w_rec.fine", "fc2.fine"}
     f = float_run(g, x, record_spikes=True)
     q = api.run(split, x, record_spikes=True)
