@@ -37,7 +37,7 @@ def compile(model: Any, target: str = "float", *, log: Callable[[str], None] | N
 def model_options(model: Any, target: str, options: dict) -> dict:
     """The options to read ``model`` with for ``target``: the user's, plus the target's frontend
     defaults where the model is an ONNX ANN (the only frontend with target-dependent choices)."""
-    keys = ("dt", "reset", "discretization", "input_shape", "weights", *sorted(FRONTEND_OPTIONS))
+    keys = ("dt", "reset", "discretization", "convention", "input_shape", "weights", *sorted(FRONTEND_OPTIONS))
     opts = {k: options[k] for k in dict.fromkeys(keys) if options.get(k) is not None}
     if isinstance(model, (str, Path)) and str(model).endswith(".onnx"):
         if options.get("calibration") is not None:

@@ -29,6 +29,9 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
   "$VENV/bin/python" -m pip install -q --upgrade pip
   "$VENV/bin/python" -m pip install -q "${NEUROCOMPILE_TORCH:-torch==2.13.0}"
   "$VENV/bin/python" -m pip install -q -e ".[all]"
+  # norse's exporter is checked by tests/frontends/conventions; its torchvision dependency would
+  # pull another torch, so it goes in without dependencies (it needs none beyond torch and nir here)
+  "$VENV/bin/python" -m pip install -q --no-deps "norse==1.1.0"
   echo "$WANT" > "$STAMP"
 fi
 "$VENV/bin/python" -c 'import neurocompile, torch, snntorch, nir; print("setup: neurocompile", neurocompile.__version__, "torch", torch.__version__, "snntorch", snntorch.__version__, "nir", nir.__version__)'

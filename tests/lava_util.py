@@ -11,6 +11,6 @@ def require_lava() -> str:
     if py is None:
         if os.environ.get("NEUROCOMPILE_REQUIRE_LAVA"):
             pytest.fail("NEUROCOMPILE_REQUIRE_LAVA is set but no Lava interpreter was found "
-                        "(run scripts/setup_lava_env.sh or set NEUROCOMPILE_LAVA_PYTHON)")
-        pytest.skip("no Lava environment (scripts/setup_lava_env.sh)")
+                        "(run `neurocompile setup loihi` or set NEUROCOMPILE_LAVA_PYTHON)")
+        pytest.skip("no Lava environment (neurocompile setup loihi)")
     return py

@@ -7,6 +7,7 @@ import traceback
 import click
 
 from neurocompile.errors import NeuroCompileError
+from neurocompile.utils.extras import missing_extra
 
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 
@@ -21,6 +22,8 @@ def one_line(text: str) -> str:
 def report_and_exit(err: BaseException, debug: bool) -> None:
     if debug:
         traceback.print_exception(type(err), err, err.__traceback__)
+    if isinstance(err, ModuleNotFoundError):
+        err = missing_extra(err) or err
     if isinstance(err, NeuroCompileError):
         click.echo(f"error: {one_line(str(err))}", err=True)
         sys.exit(2)

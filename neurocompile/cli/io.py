@@ -5,6 +5,8 @@ import numpy as np
 
 from neurocompile.errors import NeuroCompileError
 from neurocompile.utils.atomic import write_npz
+from neurocompile.utils.files import open_regular
+from neurocompile.utils.npfiles import load_npy, load_npz, npz_keys
 from neurocompile.utils.outputs import FILE_KINDS, NPZ_MARKER, claim_output
 
 
@@ -16,9 +18,6 @@ def load_array(path: str, what: str = "input", min_ndim: int = 2) -> np.ndarray:
     an empty axis (zero time steps or zero batch); NaN or infinity; a header declaring more data
     than the file holds or than the memory budget allows (checked before allocating).
     """
-    from neurocompile.utils.files import open_regular
-    from neurocompile.utils.npfiles import load_npy, load_npz, npz_keys
-
     with open_regular(path, f"{what} file") as fh:
         magic = fh.read(6)
     if magic.startswith(b"PK"):

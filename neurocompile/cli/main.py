@@ -8,6 +8,8 @@ import click
 import numpy as np
 
 from neurocompile._version import __version__
+from neurocompile.cli import exporter_opts as xo
+from neurocompile.cli import parallel_opts as po
 from neurocompile.cli.errors import report_and_exit
 
 EPILOG_COMPILE = """\b
@@ -68,11 +70,11 @@ def model_options(f):
     ))(f)
     f = click.option("--dt", type=float, callback=_check_dt,
                      help="Time step in seconds (NIR has none; default 1e-4).")(f)
-    return f
+    return xo.convention_option(f)
 
 
 def _load_opts(dt, reset, discretization, input_shape, weights):
-    return {k: v for k, v in dict(dt=dt, reset=reset, discretization=discretization,
+    return {k: v for k, v in dict(dt=dt, reset=reset, discretization=discretization, convention=xo.convention(),
                                   input_shape=_shape(input_shape), weights=weights).items() if v is not None}
 
 
@@ -166,7 +168,9 @@ Examples:
     "Loihi2HwCfg); lava = Lava's CPU models. Default: the emulator."
 ))
 @FORCE
-def run(artifact, input_path, output, probe, labels, on, force):
+@po.parallel_options
+@xo.layout_option
+def run(artifact, input_path, output, probe, labels, on, force, workers, scheduler, cache, shard_size):
     """Run a compiled ARTIFACT on an input array and report outputs, spikes and accuracy."""
     from neurocompile.api import run as do_run
     from neurocompile.cli.io import load_array, save_result
@@ -177,9 +181,10 @@ def run(artifact, input_path, output, probe, labels, on, force):
     if output:
         claim_output(output, "outputs", force=force, inputs=protected)
     art = load_artifact(artifact)
-    x = load_array(input_path)
+    x = xo.arrange(load_array(input_path), art.graph, labels)
     try:
-        result = _run_with_progress(do_run, art, x, probe, on)
+        par = po.parallel_settings(workers, scheduler, cache, shard_size, po.batch_of(x))
+        result = po.run_parallel(art, x, probe, on, par) if par else _run_with_progress(do_run, art, x, probe, on)
     except Exception as err:
         from neurocompile.errors import NeuroCompileError
 
@@ -322,8 +327,9 @@ Exit codes: 0 all exact comparisons equal; 3 a comparison that must be exact is 
 @click.option("--calibration", type=click.Path(), help="Calibration inputs for compiling a model.")
 @FORCE
 @model_options
+@po.parallel_options
 def validate(model, input_path, targets, report_dir, labels, calibration, force, dt, reset, discretization,
-             input_shape, weights):
+             input_shape, weights, workers, scheduler, cache, shard_size):
     """Run MODEL_OR_ARTIFACT on several targets with the same input and show where they differ."""
     from neurocompile.cli.io import load_array
     from neurocompile.validate import validate as do_validate
@@ -334,7 +340,8 @@ def validate(model, input_path, targets, report_dir, labels, calibration, force,
                       labels=load_array(labels, "labels", min_ndim=1) if labels else None, report_dir=report_dir,
                       log=lambda m: click.echo(m, err=True), calibration=calib, force=force,
                       inputs=(input_path, labels, calibration, weights),
-                      **_load_opts(dt, reset, discretization, input_shape, weights))
+                      **(po.parallel_settings(workers, scheduler, cache, shard_size, po.batch_of(x)) or {}),
+                      progress=po.validate_progress, **_load_opts(dt, reset, discretization, input_shape, weights))
     _print_validation(rep)
     if not rep["ok"]:
         sys.exit(3)
@@ -369,7 +376,8 @@ def _print_validation(rep: dict) -> None:
 
 @cli.command()
 @click.argument("what", type=click.Choice(["loihi"]))
-@click.option("--env", "env_dir", type=click.Path(), help="Where to create it (default: the checkout's .venv-lava).")
+@click.option("--env", "env_dir", type=click.Path(), help=(
+    "Where to create it (default: the checkout's .venv-lava, else ~/.cache/neurocompile/lava-env)."))
 def setup(what, env_dir):
     """Create and check a target's separate runtime environment.
 

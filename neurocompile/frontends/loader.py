@@ -2,6 +2,7 @@
 
 * ``*.nir``: a NIR file (``dt``, ``reset``, ``discretization`` options apply);
 * ``*.onnx``: an ONNX ANN, converted to a spiking network;
+* ``*.net``: a lava-dl netx network (SLAYER's HDF5 export; Loihi integers kept exactly);
 * a directory holding ``graph.json`` (a saved graph) or ``manifest.json`` (an artifact);
 * ``zoo:NAME``: a model shipped with neurocompile (``zoo:digits``);
 * ``path/to/file.py:factory`` or ``package.module:factory``: an snnTorch ``nn.Module`` (or a
@@ -21,7 +22,8 @@ ZOO = {"digits": "neurocompile.zoo.digits"}
 
 
 def load_model(source: Any, *, dt: float | None = None, reset: str | None = None,
-               discretization: str | None = None, input_shape=None, weights: str | None = None,
+               discretization: str | None = None, convention: str | None = None,
+               input_shape=None, weights: str | None = None,
                calibration=None, input_encoding: str | None = None, readout: str | None = None) -> Graph:
     if isinstance(source, Graph):
         return source
@@ -35,10 +37,18 @@ def load_model(source: Any, *, dt: float | None = None, reset: str | None = None
     path = Path(text)
     if text.startswith("zoo:"):
         return _zoo(text[4:])
+    if path.suffix in (".nir", ".onnx", ".net"):
+        from neurocompile.frontends.lfs import refuse_lfs_pointer
+
+        refuse_lfs_pointer(path)
+    if path.suffix == ".net":
+        from neurocompile.frontends.netx import read_netx
+
+        return read_netx(path)
     if path.suffix == ".nir":
         from neurocompile.frontends.nir import read_nir
 
-        return read_nir(path, dt=dt, reset=reset, discretization=discretization)
+        return read_nir(path, dt=dt, reset=reset, discretization=discretization, convention=convention)
     if path.suffix == ".onnx":
         from neurocompile.frontends.onnx import from_onnx  # provided by the ONNX frontend
 
@@ -62,7 +72,7 @@ def load_model(source: Any, *, dt: float | None = None, reset: str | None = None
     if not path.exists():
         raise NeuroCompileError("no such file", file=text)
     raise NeuroCompileError(
-        "unknown model format (expected .nir, .onnx, a graph/artifact directory, zoo:NAME or file.py:factory)",
+        "unknown model format (expected .nir, .onnx, .net, a graph/artifact directory, zoo:NAME or file.py:factory)",
         file=text)
 
 

@@ -17,6 +17,7 @@ from neurocompile.errors import NeuroCompileError
 from neurocompile.ir.graph import Graph
 from neurocompile.ir.nodes import NODE_TYPES
 from neurocompile.utils.atomic import load_npz, write_json, write_npz
+from neurocompile.utils.files import read_text
 
 FORMAT = "neurocompile.graph"
 FORMAT_VERSION = 1
@@ -157,8 +158,6 @@ def load_graph(directory: str | Path, stem: str = "graph") -> Graph:
     the file and the memory budget (:mod:`neurocompile.utils.npfiles`); the graph must pass
     ``Graph.validate``. Every failure is a NeuroCompileError naming the file.
     """
-    from neurocompile.utils.files import read_text
-
     directory = Path(directory)
     jpath = directory / f"{stem}.json"
     try:

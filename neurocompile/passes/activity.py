@@ -12,6 +12,7 @@ import numpy as np
 
 from neurocompile.ir.batch import batched_input
 from neurocompile.ir.graph import Graph
+from neurocompile.ir.interpreter import run
 
 
 def activity_stats(graph: Graph, calibration, probes: Iterable[str] | Mapping[str, Sequence[str]]
@@ -24,7 +25,6 @@ def activity_stats(graph: Graph, calibration, probes: Iterable[str] | Mapping[st
     ``probes`` names interpreter probes (``node``, ``node.v``, ...); a mapping ``{key: [probe, ...]}``
     sums its probes step by step before the peak is taken (the summed input of a node).
     """
-    from neurocompile.ir.interpreter import run
 
     wanted = dict(probes) if isinstance(probes, Mapping) else {p: [p] for p in probes}
     x = batched_input(graph, calibration, any_shape=True)

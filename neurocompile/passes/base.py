@@ -24,7 +24,7 @@ from neurocompile.ir.serialize import save_graph
 from neurocompile.utils.outputs import claim_output, marker
 
 #: options that belong to the frontends (reading the model), passed through compile untouched
-FRONTEND_OPTIONS = frozenset({"reset", "input_shape", "weights", "input_encoding", "readout", "method",
+FRONTEND_OPTIONS = frozenset({"reset", "convention", "input_shape", "weights", "input_encoding", "readout", "method",
                               "timesteps", "percentile", "input_range", "strict"})
 
 

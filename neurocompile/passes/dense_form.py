@@ -35,7 +35,9 @@ import numpy as np
 
 from neurocompile.ir import nodes as N
 from neurocompile.ir.graph import Graph
+from neurocompile.ir.semantics import OPS, Context
 from neurocompile.passes.base import Pass, PassContext
+from neurocompile.utils.budget import check_alloc
 
 LINEAR = (N.Linear, N.Affine, N.Scale, N.Conv1d, N.Conv2d, N.SumPool2d, N.AvgPool2d, N.Flatten, N.Identity)
 
@@ -47,8 +49,6 @@ def is_group(node: N.Node) -> bool:
 
 def _compose(graph: Graph, chain: list[str], in_shape: tuple, shapes: dict) -> tuple[np.ndarray, np.ndarray]:
     """Matrix M (out, in) and bias c with chain(x) = M @ x.ravel() + c, exactly."""
-    from neurocompile.ir.semantics import OPS, Context
-
     n_in = int(np.prod(in_shape))
     check_fold_size(chain, n_in, [math.prod(shapes[n]) for n in chain])
     basis = np.concatenate([np.zeros((1, n_in)), np.eye(n_in)]).reshape((n_in + 1,) + tuple(in_shape))
@@ -69,8 +69,6 @@ def check_fold_size(chain: list[str], n_in: int, sizes: list[int]) -> None:
     Folding applies the chain to ``n_in + 1`` unit vectors: the basis (n_in + 1, n_in) and, at
     worst, two consecutive intermediate results (n_in + 1, size) are alive at once (float64).
     """
-    from neurocompile.utils.budget import check_alloc
-
     widest = max(sizes, default=n_in)
     need = 8 * (n_in + 1) * (n_in + 2 * widest)
     check_alloc(need, f"folding {' -> '.join(chain)} into a dense {sizes[-1] if sizes else n_in}x{n_in} "
@@ -98,6 +96,7 @@ class DenseForm(Pass):
     conv_fits: Callable | None = None
 
     def run(self, graph: Graph, ctx: PassContext) -> Graph:
+        _refuse_max_pool(graph)
         shapes = graph.validate()
         is_lin = {n: isinstance(node, LINEAR) for n, node in graph.nodes.items()}
         g = Graph(dt=graph.dt, discretization=graph.discretization, assumptions=list(graph.assumptions),
@@ -204,3 +203,15 @@ def _flat(node: N.Node, shape: tuple) -> N.Node:
         if value is not None and value.ndim > 0:
             changes[name] = np.broadcast_to(value, shape).reshape(-1).copy()
     return dataclasses.replace(node, **changes) if changes else dataclasses.replace(node)
+
+
+def _refuse_max_pool(graph: Graph) -> None:
+    """Max pooling is not a weighted sum: no synapse matrix computes it (say so, naming the node)."""
+    from neurocompile.errors import UnsupportedError
+
+    for name, node in graph.nodes.items():
+        if isinstance(node, N.MaxPool2d):
+            raise UnsupportedError(
+                "max pooling (MaxPool2d) has no lowering for this target: its synapses can only sum "
+                "weighted inputs, and a max is not a weighted sum. Replace nn.MaxPool2d by nn.AvgPool2d "
+                "(or a strided convolution) and retrain, or compile for -t float", node=name)

@@ -19,13 +19,17 @@ from pathlib import Path
 from typing import Any
 
 from neurocompile._version import __version__
-from neurocompile.errors import NeuroCompileError
+from neurocompile.errors import BackendError, NeuroCompileError
 from neurocompile.ir.graph import Graph
 from neurocompile.ir.serialize import load_graph, save_graph
+from neurocompile.targets.registry import get_backend
 from neurocompile.utils.atomic import atomic_path
+from neurocompile.utils.budget import check_alloc
+from neurocompile.utils.files import check_tree, read_text
+from neurocompile.utils.npfiles import check_npz_file
 from neurocompile.utils.outputs import claim_output
 
-FORMAT = "neurocompile.targets.artifact"
+FORMAT = "neurocompile.artifact"
 VERSION = 1
 
 
@@ -54,8 +58,6 @@ class Artifact:
         ``path`` must be absent, empty or an earlier artifact (``force``: any earlier neurocompile
         output); it may not be or contain one of ``inputs`` (see ``utils.outputs``).
         """
-        from neurocompile.targets.registry import get_backend
-
         path = claim_output(path, "artifact", force=force, inputs=inputs)
         backend = get_backend(self.target)
         with atomic_path(path) as tmp:
@@ -135,10 +137,6 @@ def load_artifact(path: str | Path) -> Artifact:
     outputs must be the graph's; the target's payload must load. Any failure is a
     :class:`NeuroCompileError` naming the file (and the field).
     """
-    from neurocompile.errors import BackendError
-    from neurocompile.targets.registry import get_backend
-    from neurocompile.utils.files import check_tree, read_text
-
     path = Path(path)
     mpath = path / "manifest.json"
     if not path.is_dir():
@@ -190,10 +188,6 @@ def _check_payload_files(path: Path) -> None:
     """Before a backend reads its payload: every file fits the memory budget, every npz's headers
     are consistent with their members and every .json parses (backends' readers load whole
     files and do not all name the file in their errors)."""
-    from neurocompile.utils.budget import check_alloc
-    from neurocompile.utils.files import read_text
-    from neurocompile.utils.npfiles import check_npz_file
-
     for dirpath, _, filenames in os.walk(path):
         for name in filenames:
             p = Path(dirpath) / name

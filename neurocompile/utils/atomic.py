@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from neurocompile.errors import NeuroCompileError
+from neurocompile.utils.npfiles import load_npz as _load
 
 
 @contextlib.contextmanager
@@ -67,6 +68,4 @@ def write_npz(path, arrays: dict[str, np.ndarray]) -> None:
 def load_npz(path) -> dict[str, np.ndarray]:
     """Load an npz without pickles, headers checked against the file and the memory budget
     (see :mod:`neurocompile.utils.npfiles`); errors are NeuroCompileErrors naming the file."""
-    from neurocompile.utils.npfiles import load_npz as _load
-
     return _load(path)

@@ -13,6 +13,7 @@ import stat
 from pathlib import Path
 
 from neurocompile.errors import NeuroCompileError
+from neurocompile.utils.budget import check_alloc
 
 _KINDS = [(stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
           (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
@@ -72,8 +73,6 @@ def open_regular(path: str | os.PathLike, what: str = "file"):
 def read_bytes(path: str | os.PathLike, what: str = "file", limit: int | None = None) -> bytes:
     """The contents of a regular file; ``limit`` bytes at most (else an error), default: the
     memory budget."""
-    from neurocompile.utils.budget import check_alloc
-
     with open_regular(path, what) as fh:
         size = os.fstat(fh.fileno()).st_size
         if limit is not None and size > limit:

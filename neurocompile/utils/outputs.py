@@ -33,13 +33,13 @@ NPZ_MARKER = "neurocompile_format"
 
 #: kinds of directory output -> (marker file, expected ``format`` value)
 DIR_KINDS = {
-    "artifact": ("manifest.json", "neurocompile.targets.artifact"),
+    "artifact": ("manifest.json", "neurocompile.artifact"),
     "report": ("report.json", "neurocompile.report"),
     "data": ("neurocompile-data.json", "neurocompile.data"),
     "ir-dump": ("neurocompile-ir.json", "neurocompile.ir-dump"),
 }
 #: kinds of file output -> format recorded inside the file (None: the file cannot carry a marker)
-FILE_KINDS = {"outputs": "neurocompile.outputs", "array": None, "nir": None}
+FILE_KINDS = {"outputs": "neurocompile.outputs", "array": None, "nir": None, "netx": None}
 
 
 def marker(kind: str) -> tuple[str, dict]:

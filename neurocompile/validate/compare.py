@@ -3,7 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from neurocompile.ir.readout import predict
 from neurocompile.targets.artifact import Artifact
+from neurocompile.targets.loihi2.conv import conv_pairs
 from neurocompile.validate.traces import Trace, neuron_groups
 
 
@@ -57,7 +59,6 @@ def _inputs(artifact: Artifact, a: Trace, b: Trace, group: str, t: int, bi: int,
         if np.ndim(d.weights) == 2:
             w = d.effective_weights()[i]
         else:  # a convolution: the kernel taps that reach neuron i, as a dense row
-            from neurocompile.targets.loihi2.conv import conv_pairs
 
             src, dst, tap = conv_pairs(d.weights, d.in_shape, d.stride, d.padding, d.dilation, d.groups)
             w = np.zeros(d.in_size(), dtype=np.int64)
@@ -94,7 +95,6 @@ def float_vs_quantized(artifact: Artifact, f: Trace, q: Trace, tol: float = 0.05
                        "max_neuron_count_diff": int(per_neuron.max()) if per_neuron.size else 0})
         if growth_at is None and rel > tol:
             growth_at = n
-    from neurocompile.ir.readout import predict
 
     pf = predict(artifact.graph, next(iter(f.outputs.values())))
     pq = predict(artifact.graph, next(iter(q.outputs.values())))

@@ -50,11 +50,15 @@ def loihi2_diagnostics(artifact: Artifact, tr: Trace) -> dict:
         if u_peak > 0.9:
             warnings.append(f"{n}: |u| reached {u_peak:.0%} of its 24-bit range (it wraps beyond): "
                             "pass --calibration with stronger inputs, or lower the fan-in")
-        if g["never_fire"] == lif.size and lif.vth < (1 << 17) - 1:
+        node = artifact.graph.nodes.get(n)
+        spiking = bool(getattr(node, "spiking", True))   # readouts (LI, Integrator) never fire by design
+        if not spiking:
+            pass
+        elif g["never_fire"] == lif.size and lif.vth < (1 << 17) - 1:
             warnings.append(f"{n}: no neuron fired: inputs too weak or threshold too high")
         elif g["never_fire"] > 0.5 * lif.size:
             warnings.append(f"{n}: {g['never_fire']} of {lif.size} neurons never fired")
-        if g["always_fire"]:
+        if g["always_fire"] and spiking:
             warnings.append(f"{n}: {g['always_fire']} neurons fired at every step (saturated)")
         if g["threshold_share_of_v_range"] < 1e-3:
             warnings.append(f"{n}: the threshold uses {g['threshold_share_of_v_range']:.2e} of v's range: "

@@ -3,20 +3,19 @@ from __future__ import annotations
 
 import numpy as np
 
+from neurocompile.ir import nodes as N
 from neurocompile.targets.artifact import Artifact
+from neurocompile.targets.loihi2.conv import connection_counts
 from neurocompile.validate import energy
 from neurocompile.validate.traces import Trace, neuron_groups
 
 
 def run_metrics(artifact: Artifact, tr: Trace, chip: str | None, x_flat: np.ndarray) -> dict:
     """``x_flat``: the input as (T, B, n_in); its spikes count as synaptic ops too."""
-    from neurocompile.ir import nodes as N
-
     graph = artifact.graph
     fan_out: dict[str, np.ndarray] = {}
     program = artifact.payload.get("program") if isinstance(artifact.payload, dict) else None
     if program is not None:  # the synapses the chip really holds (quantized zeros dropped)
-        from neurocompile.targets.loihi2.conv import connection_counts
 
         for d in program.synapses:
             if d.src in graph.nodes or d.src == "input":  # not the bias clock's helper synapses

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import numpy as np
 
+from neurocompile.targets.loihi2.quantize import decays
 from neurocompile.utils.atomic import atomic_path
 from neurocompile.utils.outputs import DIR_KINDS, claim_output
+from neurocompile.validate.traces import neuron_groups
 
 REPORT_FORMAT = DIR_KINDS["report"][1]
 
@@ -128,7 +130,6 @@ def _plots(d: Path, report: dict, traces: dict, artifact) -> list[str]:
     except ImportError:
         report.setdefault("notes", []).append("matplotlib is not installed: no plots")
         return []
-    from neurocompile.validate.traces import neuron_groups
 
     files = []
     groups = neuron_groups(artifact)
@@ -208,7 +209,6 @@ def _weight_errors(artifact) -> dict:
     payload = artifact.payload
     if not isinstance(payload, dict) or "program" not in payload:
         return {}
-    from neurocompile.targets.loihi2.quantize import decays
 
     program, graph = payload["program"], artifact.graph
     out = {}

@@ -22,16 +22,23 @@ from neurocompile.utils.outputs import claim_output
 from neurocompile.validate.compare import first_mismatch, float_vs_quantized
 from neurocompile.validate.diagnostics import loihi2_diagnostics
 from neurocompile.validate.metrics import run_metrics
+from neurocompile.validate.sharded import sharded_run
 from neurocompile.validate.traces import run_target
 
 
 def validate(model, x, targets=("float", "emulator"), *, labels=None, report_dir=None,
              artifact: Artifact | None = None, log=lambda m: None, force: bool = False, inputs=(),
-             **compile_options) -> dict:
+             workers: int | None = 1, scheduler=None, cache=None, shard_size: int | None = None,
+             progress=None, **compile_options) -> dict:
     """Returns the report dict; ``report["ok"]`` is False when an exact comparison failed.
 
     ``report_dir`` is checked before anything runs: it must be absent, empty or an earlier report
     (``force``: any earlier neurocompile output), and may not be or contain the model or ``inputs``.
+
+    ``workers`` (local processes; None: the machine's cores) or ``scheduler`` (a Dask scheduler
+    address or Client) run every target data-parallel, in shards of the batch that merge into the
+    single-process traces (``neurocompile.parallel``); ``cache`` keeps finished shards (a
+    directory, or True for ~/.cache/neurocompile) so that a rerun resumes; ``progress(t, done, n)``.
     """
     targets = list(dict.fromkeys(targets))
     protected = (model, *inputs) if isinstance(model, (str, Path)) else tuple(inputs)
@@ -64,7 +71,12 @@ def validate(model, x, targets=("float", "emulator"), *, labels=None, report_dir
     traces = {}
     for t in targets:
         log(f"running {t}")
-        traces[t] = run_target(art_of[t], t, x, runner=runs[t][1] if t in runs else None)
+        if workers != 1 or scheduler is not None or shard_size is not None:
+            traces[t] = sharded_run(art_of[t], t, x, runs[t][1] if t in runs else None, workers=workers,
+                                    scheduler=scheduler, cache=cache, shard_size=shard_size,
+                                    progress=(lambda d, n, t=t: progress(t, d, n)) if progress else None)
+        else:
+            traces[t] = run_target(art_of[t], t, x, runner=runs[t][1] if t in runs else None)
     exact = []
     for a, b in itertools.combinations([t for t in targets if traces[t].exact], 2):
         if fam_of[a] != fam_of[b]:

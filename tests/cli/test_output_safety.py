@@ -97,7 +97,7 @@ def test_compile_replaces_its_own_artifact_and_fills_an_empty_directory(tmp_path
     out = tmp_path / "art"
     out.mkdir()
     assert invoke("compile", LIF, "-o", out).exit_code == 0
-    assert json.loads((out / "manifest.json").read_text())["format"] == "neurocompile.targets.artifact"
+    assert json.loads((out / "manifest.json").read_text())["format"] == "neurocompile.artifact"
     (out / "stale.txt").write_text("from an old artifact")   # ours: the whole artifact is replaced
     assert invoke("compile", LIF, "-t", "float", "-o", out).exit_code == 0
     assert json.loads((out / "manifest.json").read_text())["target"] == "float"

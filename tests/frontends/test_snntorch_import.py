@@ -352,7 +352,6 @@ def test_class_based_net_not_a_chain_is_rejected():
     (lambda: snn.Leaky(beta=0.9, inhibition=True), "inhibition"),
     (lambda: snn.Leaky(beta=0.9, state_quant=lambda m: m), "state_quant"),
     (lambda: snn.Leaky(beta=0.9, threshold=-0.5), "negative threshold"),
-    (lambda: snn.Synaptic(alpha=1.0, beta=0.9), "equal to 1"),
     (lambda: snn.Alpha(alpha=0.9, beta=0.8), "not supported"),
     (lambda: nn.ReLU(), "not supported"),
 ])

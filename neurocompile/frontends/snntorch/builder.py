@@ -107,6 +107,12 @@ class _Builder:
                                 groups=layer.groups)
             except NeuroCompileError as err:
                 raise UnsupportedError(f"nn.Conv2d: {err.reason}", node=qual) from None
+        elif isinstance(layer, (nn.BatchNorm1d, nn.BatchNorm2d)):
+            from neurocompile.frontends.snntorch.batchnorm import fold_batchnorm
+
+            node = fold_batchnorm(self, qual, layer)
+            if node is None:       # folded into the layer before it
+                return
         elif isinstance(layer, (nn.AvgPool2d, nn.MaxPool2d)):
             node = self._pool(qual, layer)
         elif isinstance(layer, nn.Flatten):
@@ -223,6 +229,18 @@ class _Builder:
             self.g.assume(f"'{qual}': {what} outside [0, 1] clamped, as snnTorch's forward does")
         return clamped
 
+    NO_DECAY = 2.0 ** 40  # tau/dt standing for "no decay": 1 - beta = 2**-40, (1 - beta)*r == 1 exactly
+
+    def _tau(self, decay: np.ndarray, what: str, qual: str) -> np.ndarray:
+        """dt/(1 - decay); a decay of 1 (snnTorch clamps a learned 1.014 to 1) becomes a time
+        constant of 2**40 steps: exact on Loihi 2 (dv = 0), within 1e-12 per step on the float
+        reference; a target that cannot represent it says so when compiling."""
+        one = decay == 1.0
+        if np.any(one):
+            self.g.assume(f"'{qual}': {what} = 1 (no decay; snnTorch clamps learned values >= 1 to 1) "
+                          f"mapped to a time constant of 2**40 steps (per-step decay 1 - 9.1e-13)")
+        return self.dt / np.where(one, 1.0 / self.NO_DECAY, 1.0 - decay)
+
     def _neuron(self, name, qual, layer, kind) -> None:
         reset, reset_delay, thr, refractory = self._check_neuron(qual, layer, kind)
         spiking = dict(v_threshold=thr, reset=reset, reset_delay=reset_delay, refractory=refractory,
@@ -232,22 +250,14 @@ class _Builder:
         synaptic = kind in ("Synaptic", "RSynaptic")
         if synaptic:
             alpha = self._decay(layer.alpha, "alpha", qual)
-            if np.any(alpha == 1.0) or np.any(beta == 1.0):
-                raise UnsupportedError(
-                    f"snn.{kind} with alpha or beta equal to 1 (no decay) has no CubaLIF equivalent "
-                    "(infinite time constant)", node=qual)
-            tau_syn = dt / (1.0 - alpha)
-            tau_mem = dt / (1.0 - beta)
+            tau_syn = self._tau(alpha, "alpha", qual)
+            tau_mem = self._tau(beta, "beta", qual)
             node = N.CubaLIF(tau_syn=tau_syn, tau_mem=tau_mem, r=tau_mem / dt, w_in=tau_syn / dt,
                              **spiking)
         elif np.all(beta == 1.0):
             node = N.IF(r=1.0, **spiking)
-        elif np.any(beta == 1.0):
-            raise UnsupportedError(
-                f"snn.{kind} mixes beta = 1 (no leak) and beta < 1 across neurons; the graph has "
-                "no neuron with a per-neuron choice between IF and LIF", node=qual)
         else:
-            tau = dt / (1.0 - beta)
+            tau = self._tau(beta, "beta", qual)
             node = N.LIF(tau=tau, r=tau / dt, **spiking)
         if kind in ("RLeaky", "RSynaptic"):
             self._recurrent(name, qual, layer, kind)

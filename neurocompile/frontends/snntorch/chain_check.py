@@ -5,6 +5,7 @@ import inspect
 
 from neurocompile.errors import UnsupportedError
 from neurocompile.frontends.snntorch.common import _STATE_NAMES, _is_skipped, _neuron_types
+from neurocompile.frontends.snntorch.functional_ops import describe, make_recorder
 
 
 def _same(torch, a, b) -> bool:
@@ -24,6 +25,7 @@ def _check_chain(module, leaves, shape, torch, nn, snn) -> str:
     neuron_types = _neuron_types(snn)
     used = [i for i, (_, layer) in enumerate(leaves) if not _is_skipped(layer, nn)]
     calls: list[dict] = []
+    depth = [0]
     hooks = []
     saved_state = {}
     for i, (_, layer) in enumerate(leaves):
@@ -34,6 +36,7 @@ def _check_chain(module, leaves, shape, torch, nn, snn) -> str:
             continue
 
         def pre(mod, args, kwargs, i=i, kind=kind):
+            depth[0] += 1
             copy = lambda v: v.detach().clone() if torch.is_tensor(v) else v  # noqa: E731
             rec = {"leaf": i, "args": tuple(copy(a) for a in args),
                    "kwargs": {k: copy(v) for k, v in kwargs.items()}}
@@ -42,6 +45,7 @@ def _check_chain(module, leaves, shape, torch, nn, snn) -> str:
             calls.append(rec)
 
         def post(mod, args, kwargs, output, i=i, kind=kind):
+            depth[0] -= 1
             rec = calls[-1]
             main = output[0] if isinstance(output, tuple) else output
             rec["out"] = main.detach().clone() if torch.is_tensor(main) else main
@@ -64,8 +68,10 @@ def _check_chain(module, leaves, shape, torch, nn, snn) -> str:
             for i, (_, layer) in enumerate(leaves):  # every run starts from empty state
                 for n in saved_state.get(i, {}):
                     setattr(layer, n, torch.zeros(0, dtype=dtype))
+            depth[0] = 0
+            recorder = make_recorder(torch, depth)
             try:
-                with torch.no_grad():
+                with torch.no_grad(), recorder:
                     module(x)
             except Exception as err:  # the user's forward does not take this input
                 errors.append(f"forward(x of shape {tuple(x.shape)}) raised {type(err).__name__}: {err}")
@@ -73,6 +79,7 @@ def _check_chain(module, leaves, shape, torch, nn, snn) -> str:
             try:
                 return _analyse(calls, leaves, used, x, cls, torch, neuron_types)
             except UnsupportedError as err:
+                err.reason += describe(recorder.names)
                 errors.append(err)
         first = next((e for e in errors if isinstance(e, UnsupportedError)), None)
         if first is not None:

@@ -36,5 +36,5 @@ def _is_skipped(layer, nn) -> bool:
 def _is_known(layer, nn, snn) -> bool:
     if type(layer) in _neuron_types(snn):
         return True
-    return isinstance(layer, (nn.Linear, nn.Conv2d, nn.AvgPool2d, nn.MaxPool2d, nn.Flatten)) \
-        or _is_skipped(layer, nn)
+    return isinstance(layer, (nn.Linear, nn.Conv2d, nn.AvgPool2d, nn.MaxPool2d, nn.Flatten,
+                              nn.BatchNorm1d, nn.BatchNorm2d)) or _is_skipped(layer, nn)

@@ -42,6 +42,7 @@ def _collect_leaves(module, nn, snn) -> tuple[list[tuple[str, Any]], bool]:
                 raise UnsupportedError(
                     f"layer type {type(child).__module__}.{type(child).__name__} is not supported "
                     "(supported: nn.Linear, nn.Conv2d, nn.AvgPool2d, nn.MaxPool2d, nn.Flatten, "
+                    "nn.BatchNorm1d/2d (folded), "
                     "nn.Identity, nn.Dropout, snn.Leaky, snn.Synaptic, snn.RLeaky, snn.RSynaptic)",
                     node=qual)
             else:

@@ -20,12 +20,12 @@ import math
 
 import numpy as np
 
+from neurocompile.targets.loihi2.program import LoihiConv
+
 
 def conv_fits(node, in_shape) -> bool:
     """Whether Lava's Conv can run this Conv2d (kernel, stride, padding, dilation and groups
     within its int8 fields, groups dividing the channels)."""
-    from neurocompile.targets.loihi2.program import LoihiConv
-
     try:
         c = LoihiConv(name="c", src="input", dst="d", weights=np.zeros(node.weight.shape, np.int64),
                       in_shape=tuple(int(s) for s in in_shape), stride=tuple(node.stride),

@@ -34,6 +34,8 @@ per-neuron scale from float membrane units to the integer ``v``:
   :mod:`.loihi2_connections`); a delay after an Affine delays its bias too: that bias column
   comes from a clock neuron ``d`` places further down the chain.
 * Graphs of sigma-delta neurons are lowered by :mod:`.loihi2_sdn`.
+* Graphs whose frontend recorded Loihi integers (``metadata["loihi2_fixed"]``, lava-dl netx
+  files) are not quantized: :mod:`.fixed_params` builds the program from those integers.
 
 Not expressible with Lava's LIF (an error names the node): reset by subtraction, ``v_reset != 0``,
 refractory periods, per-neuron time constants within one group.
@@ -50,10 +52,12 @@ from neurocompile.errors import UnsupportedError
 from neurocompile.ir import nodes as N
 from neurocompile.ir.graph import Graph
 from neurocompile.ir.latency import shortest_hops
+from neurocompile.ir.nodes import decay_factor
 from neurocompile.passes.base import Lowering, PassContext
 from neurocompile.targets.loihi2.connections import Connection, check_delays, incoming, look_through
 from neurocompile.targets.loihi2.conv import conv_vth, quantize_conv
 from neurocompile.targets.loihi2.lowered import LoweredLoihi2
+from neurocompile.targets.loihi2.program import LoihiConv, LoihiDense, LoihiLIF, LoihiProgram
 from neurocompile.targets.loihi2.program import LoihiDense as _Dense
 from neurocompile.targets.loihi2.program import LoihiLIF as _LIF
 from neurocompile.targets.loihi2.sigma_delta import lower_sdn
@@ -82,8 +86,6 @@ def _uniform(node: N.Node, name: str, field: str, values: np.ndarray) -> float:
 
 def decays(node: N.Node, graph: Graph, name: str) -> tuple[int, int, float, float, np.ndarray]:
     """(du, dv, alpha_q, beta_q, gain) of a group; gain maps its input to its v per step."""
-    from neurocompile.ir.nodes import decay_factor
-
     dt, rule = graph.dt, graph.discretization
     if isinstance(node, (N.IF, N.Integrator)):
         return _ONE - 1, 0, 0.0, 1.0, np.broadcast_to(node.r, np.shape(node.r))
@@ -95,6 +97,10 @@ def decays(node: N.Node, graph: Graph, name: str) -> tuple[int, int, float, floa
     beta = _uniform(node, name, "dv (tau_mem)", decay_factor(node.tau_mem, dt, rule))
     du = int(round(_ONE * (1 - alpha))) - 1
     dv = int(round(_ONE * (1 - beta)))
+    if du < 0:  # tau_syn too long for 12 bits: name tau and dt (a time-unit mistake, usually)
+        from neurocompile.ir.time_units import check_resolution
+
+        check_resolution(graph, name, node, "tau_syn", "Loihi 2's 12-bit du", 0.5 / _ONE)
     if not 0 <= du <= _ONE - 1 or not 0 <= dv <= _ONE - 1:
         raise UnsupportedError(f"decay out of Loihi's 12-bit range (du={du}, dv={dv})", node=name)
     return du, dv, 1 - (du + 1) / _ONE, 1 - dv / _ONE, (1 - alpha) * node.w_in * (1 - beta) * node.r
@@ -179,13 +185,18 @@ class QuantizeLoihi2(Lowering):
     quantization and how the host encodes inputs); the report gets a section per layer.
 
     Graphs of sigma-delta neurons go to :mod:`.sigma_delta`; everything else is LIF groups."""
-
     name: ClassVar[str] = "quantize-loihi2"
     margin: float = 1.25
 
     def run(self, graph: Graph, ctx: PassContext) -> LoweredLoihi2:
         calibration = ctx.options.calibration
-        if any(n.graded for n in graph.nodes.values()):
+        from neurocompile.targets.loihi2.fixed_params import fixed_program, has_fixed
+
+        if has_fixed(graph):  # integers recorded by the frontend (netx): used as they are
+            check_supported(graph)
+            program, layers, rep = fixed_program(graph, SUPPORTED)
+            io = {"encoding": "spikes"}
+        elif any(n.graded for n in graph.nodes.values()):
             program, layers, io, rep = lower_sdn(graph, calibration, self.margin)
         else:
             program, layers, rep = self._lower_lif(graph, calibration, split=bool(ctx.options.split_weights))
@@ -194,8 +205,6 @@ class QuantizeLoihi2(Lowering):
         return LoweredLoihi2(graph=graph, program=program, layers=layers, io=io)
 
     def _lower_lif(self, graph: Graph, calib, split: bool = False):
-        from neurocompile.targets.loihi2.program import LoihiConv, LoihiDense, LoihiLIF, LoihiProgram
-
         check_supported(graph)
         stats = group_stats(graph, calib)
         shapes = graph.infer_shapes()
@@ -321,8 +330,6 @@ def split_residual(dense: list, R: np.ndarray, vth: int, wrep: dict, delays) -> 
     """``split_weights``: add a second matrix from the same source holding what the 8-bit rounding
     of ``dense[-1]`` left over, at its own (finer) exponent: about 16-bit effective weights for
     twice the synapses. Updates the error figures in ``wrep``."""
-    from neurocompile.targets.loihi2.program import LoihiDense
-
     main = dense[-1]
     got = main.effective_weights() * 2.0 ** main.weight_exp
     rest = R - got / vth
@@ -359,8 +366,6 @@ def mark_sparse(dense: list, rep: dict, below: float) -> None:
 def bias_clock(n: int):
     """Helper neurons: neuron 0 fires at every step (its bias 128 beats vth<<6 = 64 and v decays
     to 0 at once), neuron j fires at every step from step j on (driven by neuron j-1)."""
-    from neurocompile.targets.loihi2.program import LoihiLIF
-
     mant = np.zeros(n, dtype=np.int64)
     mant[0] = 2
     return LoihiLIF(name=CLOCK, size=n, du=4095, dv=4095, vth=1, bias_mant=mant, bias_exp=6, probe=False)
@@ -368,16 +373,12 @@ def bias_clock(n: int):
 
 def clock_chain(n: int):
     """Dense _clock -> _clock: neuron j-1 drives neuron j with 2 << 6 = 128 (> vth<<6 = 64)."""
-    from neurocompile.targets.loihi2.program import LoihiDense
-
     w = np.zeros((n, n), dtype=np.int64)
     w[np.arange(1, n), np.arange(n - 1)] = 2
     return LoihiDense(name=f"{CLOCK}.chain", src=CLOCK, dst=CLOCK, weights=w, weight_exp=6)
 
 
 def _float_decay(node, graph, field) -> float | None:
-    from neurocompile.ir.nodes import decay_factor
-
     if field is None:  # no time constant: no decay
         return 1.0
     return float(np.ravel(decay_factor(getattr(node, field), graph.dt, graph.discretization))[0])

@@ -57,8 +57,9 @@ import numpy as np
 from neurocompile.errors import NeuroCompileError, UnsupportedError
 from neurocompile.ir import nodes as N
 from neurocompile.ir.graph import Graph
+from neurocompile.passes.activity import activity_stats
 from neurocompile.targets.loihi2.connections import check_delays, incoming, look_through
-from neurocompile.targets.loihi2.program import INT32_MAX
+from neurocompile.targets.loihi2.program import INT32_MAX, LoihiDense, LoihiProgram, LoihiSigmaDelta
 from neurocompile.targets.loihi2.program import LoihiDense as _Dense
 from neurocompile.targets.loihi2.program import LoihiSigmaDelta as _SD
 from neurocompile.targets.loihi2.weights import LayerQuant, quantize_weights
@@ -120,7 +121,6 @@ def sdn_stats(graph: Graph, x, margin: float) -> dict[str, dict]:
     groups = [n for n in graph.order() if isinstance(graph.nodes[n], N.SigmaDelta)]
     out: dict[str, dict] = {}
     if x is not None:
-        from neurocompile.passes.activity import activity_stats
 
         probes = [f"{n}.{v}" for n in groups for v in ("sigma", "act")] + groups + deltas + [inp]
         peak = activity_stats(graph, x, probes)
@@ -189,8 +189,6 @@ def _state_exp(name: str, msg: np.ndarray, Q: float, outgoing: list[np.ndarray],
 
 def lower_sdn(graph: Graph, calib, margin: float):
     """(LoihiProgram, {group: LayerQuant}, io, report) for a sigma-delta dense-form graph."""
-    from neurocompile.targets.loihi2.program import LoihiDense, LoihiProgram, LoihiSigmaDelta
-
     check_sdn(graph)
     shapes = graph.infer_shapes()
     (inp,) = graph.inputs

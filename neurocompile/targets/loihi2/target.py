@@ -20,9 +20,8 @@ by each group's message unit (summed over time they decode the value).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
-import os
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +39,7 @@ from neurocompile.targets.base import Runner, Target
 from neurocompile.targets.loihi2 import emulator_fast
 from neurocompile.targets.loihi2.conv import conv_fits
 from neurocompile.targets.loihi2.lava import host as lava_host
+from neurocompile.targets.loihi2.lava import setup_env
 from neurocompile.targets.loihi2.lowered import LoweredLoihi2
 from neurocompile.targets.loihi2.partition import PartitionLoihi2
 from neurocompile.targets.loihi2.program import LoihiProgram
@@ -106,7 +106,7 @@ class LavaRunner(Loihi2Runner):
         py = lava_host.find_lava_python()
         if py:
             return True, py
-        return False, "no Lava environment: run `neurocompile setup loihi` or set NEUROCOMPILE_LAVA_PYTHON"
+        return False, setup_env.no_lava_hint()
 
     def execute(self, program, spikes):
         ok, why = self.available()
@@ -134,13 +134,7 @@ class ChipRunner(Loihi2Runner):
         py = lava_host.find_lava_python()
         if py is None:
             return False, "no Lava environment (neurocompile setup loihi)"
-        try:
-            r = subprocess.run([py, "-c", "import lava.utils.loihi as l, sys; sys.exit(0 if l.is_installed() else 1)"],
-                               capture_output=True, timeout=60,
-                               env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
-        except (OSError, subprocess.TimeoutExpired) as err:
-            return False, f"the Lava interpreter did not answer ({type(err).__name__})"
-        return (True, py) if r.returncode == 0 else (False, "lava-loihi not installed")
+        return _lava_loihi_installed(py)
 
     def execute(self, program, spikes):
         ok, why = self.available()
@@ -151,6 +145,20 @@ class ChipRunner(Loihi2Runner):
         except RuntimeError as err:
             raise NeuroCompileError(f"Loihi 2 run failed: {err}") from None
 
+
+@functools.lru_cache(maxsize=8)
+def _lava_loihi_installed(py: str) -> tuple[bool, str]:
+    """Whether Intel's lava-loihi is importable in the Lava interpreter ``py`` (isolated, with a
+    timeout: an interpreter that does not answer is "not available", never a hang)."""
+    r = setup_env.probe(py, "import lava.utils.loihi as l, sys; sys.exit(0 if l.is_installed() else 1)",
+                        timeout=CHIP_PROBE_TIMEOUT)
+    if r.returncode == 124:
+        return False, f"the Lava interpreter did not answer within {CHIP_PROBE_TIMEOUT} s"
+    return (True, py) if r.returncode == 0 else (False, "lava-loihi not installed")
+
+
+#: seconds the chip probe waits for the Lava interpreter
+CHIP_PROBE_TIMEOUT = 30
 
 RUNNERS = {"emulator": EmulatorRunner(), "lava": LavaRunner(), "chip": ChipRunner()}
 

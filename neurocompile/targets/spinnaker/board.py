@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import configparser
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -91,8 +92,6 @@ def mapping_report(program_dir: Path, n_inputs: int, n_ticks: int, *,
     """Map the program with sPyNNaker (on whatever ``~/.spynnaker.cfg`` selects; a virtual board
     maps and generates data without running) and return what it chose: ring-buffer shifts, weight
     scales, neuron parameter words, 16-bit synaptic words, placements, SDRAM and mapping time."""
-    import json
-
     if importlib.util.find_spec("spynnaker") is None:
         raise BackendError("sPyNNaker is not installed (pip install sPyNNaker pyNN)")
     script = Path(program_dir) / "run_pynn.py"

@@ -354,6 +354,11 @@ class QuantizeSpiNNaker(Lowering):
             if np.any(beta <= 0) or np.any(beta >= 1):
                 raise UnsupportedError(f"membrane decay {beta.min():.4g}..{beta.max():.4g} is outside "
                                        "(0, 1): dt is too large for this tau", node=g)
+            from neurocompile.ir.time_units import check_resolution
+
+            check_resolution(graph, g, node, node.membrane_tau, "SpiNNaker's s16.15", 2.0 ** -15)
+            if isinstance(node, (N.CubaLIF, N.CubaLI)):
+                check_resolution(graph, g, node, "tau_syn", "SpiNNaker's s16.15", 2.0 ** -15)
             tau_m = _best_raw(beta, -TIMESTEP_MS / np.log(beta),
                               lambda c: F.expk(F.wrap32(-F.kdivk(ts, c))) / F.ONE)
             v_leak = _uni(node, g, "v_leak", n)

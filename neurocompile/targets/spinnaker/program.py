@@ -30,7 +30,9 @@ from typing import Any
 
 import numpy as np
 
+from neurocompile.errors import NeuroCompileError
 from neurocompile.utils.atomic import load_npz, write_json, write_npz
+from neurocompile.utils.files import read_text
 
 FORMAT = "neurocompile.spinnaker_program"
 VERSION = 1
@@ -53,7 +55,6 @@ class Population:
     ``scale``/``offset`` map the graph's float membrane to the chip's: ``V = offset + scale*v``;
     ``cur_scale`` maps a CubaLIF's float current: ``I_syn = cur_scale * i``.
     """
-
     name: str
     model: str
     kind: str
@@ -71,7 +72,6 @@ class Population:
 class Source:
     """A ``SpikeSourceArray``: ``kind`` is ``"input"`` (the graph's input, step t sent at tick t)
     or ``"bias"`` (neuron k spikes at every tick from ``first_tick[k]`` on)."""
-
     name: str
     kind: str
     size: int
@@ -81,7 +81,6 @@ class Source:
 @dataclasses.dataclass
 class Projection:
     """A ``FromListConnector`` projection with one receptor and one delay (whole ticks)."""
-
     name: str
     pre: str
     post: str
@@ -164,9 +163,6 @@ class Program:
     def load(cls, directory: str | Path) -> "Program":
         """Read ``program.json`` + ``program.npz``; every field is checked (presence, JSON type,
         arrays present) before use. Failures are NeuroCompileErrors naming the file and field."""
-        from neurocompile.errors import NeuroCompileError
-        from neurocompile.utils.files import read_text
-
         directory = Path(directory)
         jpath = directory / JSON_NAME
         file = str(jpath)
@@ -244,8 +240,6 @@ _SOURCE_FIELDS = {"name": ((str,), True), "kind": ((str,), True), "size": ((int,
 
 
 def _check_fields(d, fields: dict, prefix: str, file: str) -> None:
-    from neurocompile.errors import NeuroCompileError
-
     if not isinstance(d, dict):
         raise NeuroCompileError(f"field '{prefix.rstrip('.') or 'program'}' must be an object, got "
                                 f"{type(d).__name__}", file=file)
@@ -263,8 +257,6 @@ def _check_fields(d, fields: dict, prefix: str, file: str) -> None:
 
 
 def _no_extra(d: dict, allowed: set, where: str, file: str) -> None:
-    from neurocompile.errors import NeuroCompileError
-
     extra = sorted(set(d) - allowed)
     if extra:
         raise NeuroCompileError(f"field '{where}' has unknown fields {extra}", file=file)

@@ -13,7 +13,7 @@ from neurocompile.ir.interpreter import RunResult
 from neurocompile.passes import NORMALIZE, PassContext
 from neurocompile.passes.dense_form import DenseForm
 from neurocompile.targets.base import Runner, Target
-from neurocompile.targets.spinnaker import board
+from neurocompile.targets.spinnaker import board, nest_runner
 from neurocompile.targets.spinnaker.emulator import run_program
 from neurocompile.targets.spinnaker.lowered import LoweredSpiNNaker, SpiNNakerOptions
 from neurocompile.targets.spinnaker.lowering import QuantizeSpiNNaker
@@ -49,13 +49,29 @@ class BoardRunner(Runner):
                              runner="board")
 
 
+class NestRunner(Runner):
+    name = "nest"
+    description = "the PyNN program on NEST 3 (pyNN.nest): a float simulation, not bit-accurate"
+    exact = False
+
+    def available(self) -> tuple[bool, str]:
+        return nest_runner.nest_status()
+
+    def run(self, artifact, x, *, probes=(), record_spikes=True, progress=None):
+        ok, why = self.available()
+        if not ok:
+            raise BackendError(why)
+        return run_spinnaker(artifact, x, probes=probes, record_spikes=record_spikes, progress=progress,
+                             runner="nest")
+
+
 class SpiNNakerTarget(Target):
     name = "spinnaker"
     family = "spinnaker"
     description = ("SpiNNaker via sPyNNaker 7.x (IF_curr_exp / IF_curr_delta, 1 ms ticks); runs on a "
                    "bit-accurate emulator of the ARM fixed-point code, or on a board in ~/.spynnaker.cfg")
     Options = SpiNNakerOptions
-    runners = {"emulator": EmulatorRunner(), "board": BoardRunner()}
+    runners = {"emulator": EmulatorRunner(), "board": BoardRunner(), "nest": NestRunner()}
     default_runner = "emulator"
     chip_runner = "board"
     #: sPyNNaker's IF_curr_* reset to a value, take spikes and have no non-spiking readout (ONNX)
@@ -110,6 +126,11 @@ def run_spinnaker(artifact, x, *, probes=(), record_spikes=True, progress=None, 
                                "form this runner reads; probe v or spikes on the board")
         spikes, v_raw = _board(artifact, program, xs, n_ticks, need_v)
         i_raw = {}
+    elif runner == "nest":
+        if need_i:
+            raise BackendError("the nest runner records spikes and v; probe v or spikes")
+        spikes, v_raw = _nest(artifact, program, xs, n_ticks, need_v)
+        i_raw = {}
     else:
         raise BackendError(f"unknown SpiNNaker runner '{runner}' (emulator or board)")
     outputs = {o: _align(spikes[p], program.population(p).latency, T).astype(np.float64)
@@ -146,6 +167,20 @@ def _board(artifact, program, xs, n_ticks, need_v):
         for p in program.populations:
             rec = out[f"v/{p.name}"]          # v at the start of each tick, in mV
             v_raw[p.name] = np.rint(rec[1:n_ticks + 1] * 32768.0).astype(np.int64)
+    return spikes, v_raw
+
+
+def _nest(artifact, program, xs, n_ticks, need_v):
+    """On NEST (``nest_runner``): spikes per tick, v in mV * 2**15 (float: no rounding)."""
+    with tempfile.TemporaryDirectory(prefix="nc-spinnaker-prog-") as tmp:
+        d = Path(artifact.path) / PAYLOAD_DIR if artifact.path else Path(tmp)
+        if not (d / "run_pynn.py").is_file():
+            d = Path(tmp)
+            program.save(d)
+            write_script(d)
+        out = nest_runner.run_on_nest(d, xs, n_ticks, record_v=need_v)
+    spikes = {p.name: out[f"spikes/{p.name}"].astype(bool) for p in program.populations}
+    v_raw = {p.name: out[f"v/{p.name}"] * 32768.0 for p in program.populations} if need_v else {}
     return spikes, v_raw
 
 

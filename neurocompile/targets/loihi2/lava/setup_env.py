@@ -23,6 +23,11 @@ from pathlib import Path
 from neurocompile.errors import BackendError
 
 LAVA_REQUIREMENTS = ["lava-nc==0.10.0", "numpy<2"]
+#: lava-dl's netx (reads/runs .net files; the netx interop tests use it). Installed with --no-deps:
+#: its torch requirement on Python 3.10 resolves to the CUDA build, and netx's Lava-side code needs
+#: only h5py (the harness stubs the two torch/slayer names netx imports; see tests/netx_util.py).
+NETX_NO_DEPS = ["lava-dl==0.6.0"]
+NETX_REQUIREMENTS = ["h5py>=3.8,<3.12"]
 #: seconds allowed for one probe of an interpreter (version check, ``import lava``)
 PROBE_TIMEOUT = 120
 #: interpreter flags for every Lava-side process: isolated mode (no PYTHON* variables, no user
@@ -140,5 +145,11 @@ def setup_lava_env(env_dir: str | Path | None = None, log=print) -> str:
         subprocess.run([str(py), "-m", "pip", "install", "-q", *LAVA_REQUIREMENTS], check=True,
                        timeout=3600, env=lava_subprocess_env(), stdin=subprocess.DEVNULL)
         version = check_env(str(py))
+    if probe(str(py), "import h5py, importlib.util as u; assert u.find_spec('lava.lib.dl.netx')",
+             timeout=PROBE_TIMEOUT).returncode != 0:
+        log(f"installing {' '.join(NETX_NO_DEPS)} (--no-deps) and {' '.join(NETX_REQUIREMENTS)} into {env_dir}")
+        for extra, reqs in ((["--no-deps"], NETX_NO_DEPS), ([], NETX_REQUIREMENTS)):
+            subprocess.run([str(py), "-m", "pip", "install", "-q", *extra, *reqs], check=True,
+                           timeout=3600, env=lava_subprocess_env(), stdin=subprocess.DEVNULL)
     log(f"Lava environment ready: {py} (Python, numpy: {version})")
     return str(py)

@@ -1,0 +1,388 @@
+"""Read lava-dl netx network files (``.net``, HDF5; SLAYER's export format).
+
+A netx file holds ``layer/0``, ``layer/1``, ... (ordered by their integer index), each with a
+``type`` (``input``, ``conv``, ``flatten``, ``dense``), a ``shape`` (C, H, W or N), synapse data
+(``weight``, optional ``delay``, ``bias``; conv: ``stride``, ``padding``, ``dilation``,
+``groups``) and a ``neuron`` group whose parameters are already Loihi integers. The semantics
+follow ``lava.lib.dl.netx.hdf5.Network`` (lava-dl 0.6.0), which builds Lava processes:
+
+* ``CUBA``/``LOIHI`` neuron -> Lava ``LIF`` with ``du = iDecay - 1``, ``dv = vDecay``,
+  ``vth = vThMant``, ``bias_mant = int(bias)``, ``bias_exp = 6``. Lava decays ``u`` by
+  ``du + 1 = iDecay``. ``refDelay`` is *not* used by netx (plain LIF, no refractory period), nor
+  here; it is recorded as an assumption when it is not 1. ``gradedSpike`` has no effect on a
+  LIF's output (binary).
+* Weights are read as ``float -> int`` (truncation) and put through netx's
+  ``optimize_weight_bits``: ``w << s``, ``num_weight_bits = 8 - s - n``, ``weight_exp = -s``
+  (``s`` from the largest weight, ``n`` the trailing zero bits shared by all weights). Lava's
+  Dense then applies its sign-mode truncation; the effective integer weight ``W_eff`` (times
+  ``2**weight_exp``) is what reaches ``u``. Conv kernels are used exactly as integers.
+* ``delay`` (per output neuron, per input, or a full matrix; clipped to 62 as netx does): a
+  spike of step t arrives at ``t + 1 + d``.
+* An ``input`` layer with a neuron feeds the external input straight into a LIF (no synapse);
+  the graph puts an identity synapse (a 1x1 depthwise conv of weight 1, or an identity matrix
+  for flat inputs) in front of it: one step of latency, the same integers. Its ``weight``/
+  ``bias`` (netx's unused input transform) are ignored, as netx does.
+
+The graph (dt = 1 step, ``euler``) gets float parameters whose units are the chip's divided by
+64: ``v = v_int / 64``, ``i = u_int / 64``, threshold ``vThMant``, weights ``W_eff * 2**weight_exp``,
+and per step ``alpha = 1 - iDecay/4096``, ``beta = 1 - vDecay/4096``:
+
+* ``iDecay = 4096`` (u is this step's input): ``LIF(tau = 4096/vDecay, r = 4096/vDecay,
+  v_leak = bias * 4096/vDecay)``, i.e. ``v = beta v + x + bias``; with ``vDecay = 0`` too:
+  ``IF(r = 1)`` and the bias on the synapse (``Affine``);
+* otherwise ``CubaLIF(tau_syn = 4096/iDecay, w_in = 4096/iDecay, tau_mem = 4096/vDecay,
+  r = 4096/vDecay, v_leak = bias * 4096/vDecay)``: ``i = alpha i + x``, ``v = beta v + i + bias``.
+
+The float reference is exact up to the chip's rounding (its decays truncate toward zero). The
+integers themselves are kept in ``graph.metadata["loihi2_fixed"]`` (group -> ``du``, ``dv``,
+``vth``, ``bias``, ``weight_exp``, ``num_weight_bits``, synapse kind), which the Loihi 2 lowering
+uses instead of choosing its own (:mod:`neurocompile.targets.loihi2.fixed_params`), so a netx
+network compiles bit-exactly to what netx runs on Lava.
+
+Not supported (an error names the layer): SDNN / RF neurons, ``dense_rec``, complex dense,
+pool/average/concat/convT/unpool (netx cannot run them either), ``dense`` layers without a
+neuron, ``iDecay = 0`` (Lava's ``du = -1``).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from neurocompile.errors import NeuroCompileError, UnsupportedError
+from neurocompile.ir import nodes as N
+from neurocompile.ir.graph import Graph
+
+FIXED_KEY = "loihi2_fixed"
+ONE = 4096
+MAX_DELAY = 62
+VTH_MAX = (1 << 17) - 1
+BIAS_MANT = (-(1 << 12), (1 << 12) - 1)
+KNOWN = ("input", "conv", "flatten", "dense")
+
+
+def read_netx(path: str | Path) -> Graph:
+    """Load a lava-dl netx ``.net`` file into a Graph (see the module docstring)."""
+    from neurocompile.frontends.hdf5_safe import check_hdf5
+    from neurocompile.frontends.lfs import refuse_lfs_pointer
+    from neurocompile.utils.files import open_regular
+
+    path = Path(path)
+    refuse_lfs_pointer(path)
+    import h5py
+
+    with open_regular(path, "netx file") as fh:
+        check_hdf5(fh, str(path), kind="netx")
+        fh.seek(0)
+        try:
+            with h5py.File(fh, "r") as f:
+                layers = _read_layers(f, str(path))
+        except NeuroCompileError:
+            raise
+        except Exception as err:  # noqa: BLE001 - h5py fails in many ways on odd files
+            msg = " ".join(str(err).split())[:200]
+            raise NeuroCompileError(f"cannot read netx (not a lava-dl network file): {msg}", file=str(path)) from None
+    try:
+        g = build_graph(layers)
+    except NeuroCompileError as err:
+        raise err.with_context(file=str(path))
+    g.metadata["source"] = str(path)
+    try:
+        g.validate()
+    except NeuroCompileError as err:
+        raise err.with_context(file=str(path))
+    return g
+
+
+def _value(ds):
+    v = ds[()]
+    if isinstance(v, bytes):
+        return v.decode("ascii", "replace")
+    if isinstance(v, np.ndarray) and v.dtype.kind in "SO":
+        v = v.reshape(-1)[0]
+        return v.decode("ascii", "replace") if isinstance(v, bytes) else str(v)
+    return v
+
+
+def _read_group(g) -> dict:
+    import h5py
+
+    out = {}
+    for k in g.keys():
+        obj = g[k]
+        out[k] = _read_group(obj) if isinstance(obj, h5py.Group) else _value(obj)
+    return out
+
+
+def _read_layers(f, file: str) -> list[dict]:
+    if "layer" not in f:
+        raise NeuroCompileError("no 'layer' group: not a lava-dl netx network file", file=file)
+    grp = f["layer"]
+    n = len(grp)
+    layers = []
+    for i in range(n):
+        if str(i) not in grp:
+            raise NeuroCompileError(f"netx layers must be numbered 0..{n - 1}; layer/{i} is missing", file=file)
+        d = _read_group(grp[str(i)])
+        d["_name"] = f"layer{i}"
+        layers.append(d)
+    return layers
+
+
+# ------------------------------------------------------------------ weights, as netx prepares them
+def optimize_weight_bits(weight: np.ndarray) -> tuple[np.ndarray, int, int]:
+    """netx's weight preparation (``utils.optimize_weight_bits``): (weights, num_weight_bits,
+    weight_exp) as handed to Lava's Dense."""
+    w = np.asarray(weight, dtype=np.int64)
+    wmax, wmin = int(w.max()), int(w.min())
+    if (wmax > 254 and wmin < 0) or (wmin < -256 and wmax > 0):
+        w = np.clip(w, -256, 254)
+        wmax, wmin = int(w.max()), int(w.min())
+    if wmax < 0:
+        scale, signed = -256 / wmin, 0
+    elif wmin >= 0:
+        if wmax == 0:
+            return w, 8, 0
+        scale, signed = 255 / wmax, 0
+    else:
+        scale, signed = min(127 / wmax, -128 / wmin), 1
+    scale_bits = int(np.floor(np.log2(scale))) + signed
+    n = 8
+    while n > 0 and np.any(w % (1 << n)):
+        n -= 1
+    n -= signed
+    nwb = 8 - scale_bits - n
+    return (w << scale_bits) if scale_bits >= 0 else (w >> -scale_bits), int(nwb), int(-scale_bits)
+
+
+def dense_effective(weight: np.ndarray, name: str) -> tuple[np.ndarray, int, int]:
+    """(W_eff, weight_exp, num_weight_bits): the integer weights Lava's fixed_pt Dense really uses
+    for netx's prepared weights (sign mode, clip, low bits dropped; the rule of
+    ``LoihiDense.effective_weights``, restated: frontends do not import targets)."""
+    w, nwb, exp = optimize_weight_bits(weight)
+    if not 1 <= nwb <= 8 or not -8 <= exp <= 7:
+        raise UnsupportedError(f"netx weights give num_weight_bits={nwb}, weight_exp={exp} (outside Loihi's "
+                               f"1..8 and -8..7)", node=name)
+    mode = "excitatory" if w.min() >= 0 else ("inhibitory" if w.max() <= 0 else "mixed")
+    full = 256
+    k = 8 - nwb
+    if mode == "mixed":
+        lo, hi, k, sign = -full, full - 1, k + 1, 1
+    elif mode == "inhibitory":
+        lo, hi, sign = -(full - 1), 0, -1
+    else:
+        lo, hi, sign = 0, full - 1, 1
+    m = np.clip(w, lo, hi) * sign
+    return ((m >> k) << k) * sign, exp, nwb
+
+
+# ------------------------------------------------------------------ graph
+def _neuron(layer: dict, name: str, bias: np.ndarray | None, size_shape: tuple):
+    """(node, fixed-params record, bias-on-synapse) for a layer's neuron."""
+    cfg = layer.get("neuron")
+    if cfg is None:
+        raise UnsupportedError("a netx layer without a neuron (netx's default non-leaky integrator) is not "
+                               "supported", node=name)
+    kind = str(cfg.get("type", ""))
+    if kind not in ("CUBA", "LOIHI"):
+        raise UnsupportedError(f"netx neuron type '{kind}' is not supported yet (CUBA/LOIHI only)", node=name)
+    i_decay, v_decay, vth = int(cfg["iDecay"]), int(cfg["vDecay"]), int(cfg["vThMant"])
+    if not 1 <= i_decay <= ONE:
+        raise UnsupportedError(f"iDecay={i_decay}: Lava's du = iDecay - 1 must be 0..4095", node=name)
+    if not 0 <= v_decay <= ONE - 1:
+        raise UnsupportedError(f"vDecay={v_decay}: Loihi's dv must be 0..4095", node=name)
+    if not 0 < vth <= VTH_MAX:
+        raise UnsupportedError(f"vThMant={vth}: Loihi's vth must be 1..{VTH_MAX}", node=name)
+    b = np.zeros(1) if bias is None else np.asarray(bias, dtype=np.float64)
+    if b.size and (b.min() < BIAS_MANT[0] or b.max() > BIAS_MANT[1]):
+        raise UnsupportedError(f"bias {b.min():.0f}..{b.max():.0f} outside Loihi's 13-bit bias_mant", node=name)
+    common = dict(v_threshold=float(vth), v_reset=0.0, reset="zero", reset_delay=False, compare="gt",
+                  refractory=0)
+    bias_on_syn = False
+    if i_decay == ONE and v_decay == 0:
+        node = N.IF(r=1.0, **common)
+        bias_on_syn = True
+    elif v_decay == 0:
+        raise UnsupportedError(f"vDecay=0 with iDecay={i_decay} < 4096 (a non-leaky membrane fed by a decaying "
+                               f"current) has no float graph form", node=name)
+    elif i_decay == ONE:
+        k = ONE / v_decay
+        node = N.LIF(tau=k, r=k, v_leak=_bias_shape(b, size_shape) * k, **common)
+    else:
+        ks, km = ONE / i_decay, ONE / v_decay
+        node = N.CubaLIF(tau_syn=ks, tau_mem=km, w_in=ks, r=km, v_leak=_bias_shape(b, size_shape) * km, **common)
+    rec = {"du": i_decay - 1, "dv": v_decay, "vth": vth,
+           "bias": [int(x) for x in np.ravel(b)] if bias is not None else [], "bias_exp": 6,
+           "ref_delay": int(cfg.get("refDelay", 1))}
+    return node, rec, bias_on_syn
+
+
+def _bias_shape(b: np.ndarray, shape: tuple):
+    if b.size <= 1:
+        return float(b.reshape(-1)[0]) if b.size else 0.0
+    if len(shape) == 3 and b.size == shape[0]:
+        return b.reshape(-1, 1, 1)
+    return b.reshape(shape)
+
+
+def _int_array(layer: dict, key: str, name: str) -> np.ndarray:
+    if key not in layer:
+        raise NeuroCompileError(f"netx layer has no '{key}'", node=name)
+    v = np.asarray(layer[key])
+    if v.dtype.kind not in "iuf" or not np.all(np.isfinite(v)):
+        raise NeuroCompileError(f"netx '{key}' must be numeric and finite", node=name)
+    return v.astype(np.float64).astype(np.int64)  # netx: float -> int truncates toward zero
+
+
+def _pair(layer: dict, key: str, default: int) -> tuple[int, int]:
+    v = np.ravel(np.asarray(layer.get(key, default), dtype=np.int64))
+    return (int(v[0]), int(v[0])) if v.size == 1 else (int(v[0]), int(v[1]))
+
+
+def build_graph(layers: list[dict]) -> Graph:
+    g = Graph(dt=1.0, discretization="euler")
+    fixed: dict[str, dict] = {}
+    notes: set[str] = set()
+    prev: str | None = None       # the last node (a group, the Input, or a Flatten)
+    shape: tuple | None = None    # its per-sample shape
+    flat_next = False
+
+    def start(in_shape: tuple) -> str:
+        g.add("input", N.Input(shape=tuple(int(s) for s in in_shape)))
+        return "input"
+
+    for layer in layers:
+        name = layer["_name"]
+        kind = str(layer.get("type", ""))
+        if kind not in KNOWN:
+            raise UnsupportedError(f"netx layer type '{kind}' is not supported (input, conv, flatten, dense)",
+                                   node=name)
+        if kind == "input":
+            in_shape = tuple(int(s) for s in np.ravel(layer["shape"]))
+            if prev is not None:
+                raise UnsupportedError("an input layer must come first", node=name)
+            prev, shape = start(in_shape), in_shape
+            if "neuron" in layer:
+                node, rec, _ = _neuron(layer, name, None, shape)
+                size = int(np.prod(shape))
+                if len(shape) == 3:
+                    syn = N.Conv2d(weight=np.ones((shape[0], 1, 1, 1)), bias=0.0, stride=(1, 1), padding=(0, 0),
+                                   dilation=(1, 1), groups=shape[0])
+                    rec["synapse"] = "conv"
+                else:
+                    syn = N.Linear(weight=np.eye(size))
+                    rec.update(synapse="dense", weight_exp=0, num_weight_bits=8)
+                g.add(f"{name}.syn", syn)
+                g.add(name, node)
+                g.chain(prev, f"{name}.syn", name)
+                fixed[name] = rec
+                prev = name
+                notes.add("a netx input layer with a neuron gets an identity synapse in front (one step of "
+                          "latency; netx feeds the input straight into the neuron)")
+                if "bias" in layer or "weight" in layer:
+                    notes.add("the input layer's weight/bias (netx's input transform) are ignored, as netx does")
+            continue
+        if kind == "flatten":
+            flat_next = True
+            continue
+        out_shape = tuple(int(s) for s in np.ravel(layer["shape"]))
+        if kind == "conv":
+            w = _int_array(layer, "weight", name)
+            w = w.reshape(w.shape[:4])
+            if prev is None:
+                raise NeuroCompileError("the input shape of a conv layer is unknown (no input layer)", node=name)
+            if len(shape) != 3:
+                raise UnsupportedError("a conv layer needs a (C, H, W) input", node=name)
+            syn = N.Conv2d(weight=w.astype(np.float64), bias=0.0, stride=_pair(layer, "stride", 1),
+                           padding=_pair(layer, "padding", 0), dilation=_pair(layer, "dilation", 1),
+                           groups=int(np.ravel(layer.get("groups", 1))[0]))
+            if "delay" in layer:
+                raise UnsupportedError("delays on conv layers are not supported", node=name)
+            bias = _int_array(layer, "bias", name) if "bias" in layer else None
+            node, rec, on_syn = _neuron(layer, name, bias, out_shape)
+            if on_syn and bias is not None:
+                syn.bias = bias.astype(np.float64)
+            rec["synapse"] = "conv"
+            g.add(f"{name}.syn", syn)
+            g.connect(prev, f"{name}.syn")
+            last = f"{name}.syn"
+        else:  # dense
+            if prev is None:
+                n_in0 = int(np.asarray(layer["weight"]).reshape(int(np.prod(out_shape)), -1).shape[1])
+                prev, shape = start((n_in0,)), (n_in0,)
+            size = int(np.prod(out_shape))
+            if "weight_rec" in layer or "weight" not in layer or isinstance(layer["weight"], dict):
+                raise UnsupportedError("recurrent/complex dense layers are not supported", node=name)
+            w = _int_array(layer, "weight", name).reshape(size, -1)
+            n_in = int(np.prod(shape))
+            if w.shape[1] != n_in:
+                raise NeuroCompileError(f"dense weight {w.shape} does not match its input of {n_in} values",
+                                        node=name)
+            if len(shape) > 1 or flat_next:
+                if len(shape) > 1:
+                    g.add(f"{name}.flatten", N.Flatten())
+                    g.connect(prev, f"{name}.flatten")
+                    prev = f"{name}.flatten"
+                flat_next = False
+            w_eff, exp, nwb = dense_effective(w, name)
+            bias = _int_array(layer, "bias", name) if "bias" in layer else None
+            node, rec, on_syn = _neuron(layer, name, bias, (size,))
+            weight = w_eff.astype(np.float64) * 2.0 ** exp
+            syn = N.Affine(weight=weight, bias=bias.astype(np.float64)) if (on_syn and bias is not None) \
+                else N.Linear(weight=weight)
+            rec.update(synapse="dense", weight_exp=exp, num_weight_bits=nwb)
+            g.add(f"{name}.syn", syn)
+            last = f"{name}.syn"
+            if "delay" in layer:
+                row, col = _delays(layer, name, w.shape, notes)
+                if col is not None and np.any(col):
+                    g.add(f"{name}.delay_in", N.Delay(delay=col.astype(np.float64)))
+                    g.connect(prev, f"{name}.delay_in")
+                    prev = f"{name}.delay_in"
+                g.connect(prev, last)
+                if row is not None and np.any(row):
+                    g.add(f"{name}.delay", N.Delay(delay=row.astype(np.float64)))
+                    g.connect(last, f"{name}.delay")
+                    last = f"{name}.delay"
+            else:
+                g.connect(prev, last)
+        g.add(name, node)
+        g.connect(last, name)
+        if rec["ref_delay"] != 1:
+            notes.add("refDelay is ignored, as netx does (Lava's LIF has no refractory period)")
+        fixed[name] = rec
+        prev, shape = name, out_shape if kind == "conv" else (int(np.prod(out_shape)),)
+    if prev is None or prev == "input":
+        raise NeuroCompileError("the netx file has no neuron layer")
+    g.add("output", N.Output())
+    g.connect(prev, "output")
+    g.metadata[FIXED_KEY] = {"format": "netx", "groups": fixed}
+    g.metadata["netx_layers"] = [lay["_name"] for lay in layers]
+    for n in sorted(notes):
+        g.assume(n)
+    return g
+
+
+def _delays(layer: dict, name: str, wshape: tuple, notes: set):
+    d = _int_array(layer, "delay", name)
+    if d.size and d.min() < 0:
+        raise NeuroCompileError("negative synaptic delay", node=name)
+    if d.size and d.max() > MAX_DELAY:
+        notes.add(f"delays above {MAX_DELAY} steps are clipped to {MAX_DELAY}, as netx does")
+        d = np.clip(d, 0, MAX_DELAY)
+    n_out, n_in = wshape
+    if d.ndim == 0 or d.size == 1:
+        return np.full(n_out, int(d.reshape(-1)[0])), None
+    if d.ndim == 1:
+        if d.size == n_out:
+            return d, None
+        if d.size == n_in:
+            return None, d
+    if d.shape == (n_out, n_in):
+        if np.all(d == d[:, :1]):
+            return d[:, 0], None
+        if np.all(d == d[:1, :]):
+            return None, d[0]
+        raise UnsupportedError("per-synapse delays that are neither per output nor per input neuron have no "
+                               "graph form", node=name)
+    raise NeuroCompileError(f"delay of shape {d.shape} does not fit weights {wshape}", node=name)
