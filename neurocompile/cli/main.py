@@ -424,6 +424,11 @@ def encode(model, samples, steps, output):
     click.echo(f"wrote {output} {x.shape}")
 
 
+from neurocompile.cli.export import export as _export  # noqa: E402 - the command lives in cli/export.py
+
+cli.add_command(_export)
+
+
 def main():  # console-script entry point
     cli(prog_name="neurocompile")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from neurocompile.errors import NeuroCompileError
 from neurocompile.frontends.conventions import CONVENTIONS, detect, get_convention
+from neurocompile.frontends.lfs import refuse_lfs_pointer
 from neurocompile.ir.graph import Graph
 
 _ZIP = b"PK\x03\x04"
@@ -18,8 +19,6 @@ _HDF5 = b"\x89HDF\r\n\x1a\n"
 
 def sniff_container(fh, file: str) -> None:
     """Refuse, with the fix, files that are not HDF5 but something exporters are known to leave."""
-    from neurocompile.frontends.lfs import refuse_lfs_pointer
-
     refuse_lfs_pointer(file)
     fh.seek(0)
     head = fh.read(8)

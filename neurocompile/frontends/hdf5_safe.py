@@ -5,7 +5,10 @@ outside the file or exhaust memory. Shared by :mod:`.nir` and :mod:`.netx`.
 """
 from __future__ import annotations
 
+import os
+
 from neurocompile.errors import NeuroCompileError
+from neurocompile.utils.budget import check_alloc
 
 MAX_DEPTH = 64
 MAX_OBJECTS = 1_000_000
@@ -20,11 +23,8 @@ def check_hdf5(fh, file: str, kind: str = "NIR") -> None:
     :data:`MAX_DEPTH` (link cycles); datasets whose declared size exceeds what the file can hold
     (unfiltered storage) or the memory budget (:mod:`neurocompile.utils.budget`).
     """
-    import os
-
     import h5py
 
-    from neurocompile.utils.budget import check_alloc
 
     size = os.fstat(fh.fileno()).st_size
     fh.seek(0)

@@ -50,8 +50,11 @@ from pathlib import Path
 import numpy as np
 
 from neurocompile.errors import NeuroCompileError, UnsupportedError
+from neurocompile.frontends.hdf5_safe import check_hdf5
+from neurocompile.frontends.lfs import refuse_lfs_pointer
 from neurocompile.ir import nodes as N
 from neurocompile.ir.graph import Graph
+from neurocompile.utils.files import open_regular
 
 FIXED_KEY = "loihi2_fixed"
 ONE = 4096
@@ -63,10 +66,6 @@ KNOWN = ("input", "conv", "flatten", "dense")
 
 def read_netx(path: str | Path) -> Graph:
     """Load a lava-dl netx ``.net`` file into a Graph (see the module docstring)."""
-    from neurocompile.frontends.hdf5_safe import check_hdf5
-    from neurocompile.frontends.lfs import refuse_lfs_pointer
-    from neurocompile.utils.files import open_regular
-
     path = Path(path)
     refuse_lfs_pointer(path)
     import h5py

@@ -21,9 +21,14 @@ from pathlib import Path
 import numpy as np
 
 from neurocompile.errors import NeuroCompileError, UnsupportedError
+from neurocompile.frontends.exported import apply_convention, drop_batch_dims, sniff_container
 from neurocompile.frontends.hdf5_safe import MAX_DEPTH, MAX_OBJECTS, check_hdf5  # noqa: F401 (re-exported)
 from neurocompile.ir import nodes as N
 from neurocompile.ir.graph import Graph
+from neurocompile.ir.time_units import check_time_units
+from neurocompile.utils.atomic import atomic_path
+from neurocompile.utils.files import open_regular
+from neurocompile.utils.outputs import claim_output
 
 DEFAULT_DT = 1e-4
 META = "neurocompile."
@@ -52,11 +57,9 @@ def read_nir(path: str | Path, *, dt: float | None = None, reset: str | None = N
              discretization: str | None = None, convention: str | None = None) -> Graph:
     """Load a ``.nir`` file into a Graph (see the module docstring for the defaults;
     ``convention`` names the exporter's update, :mod:`neurocompile.frontends.conventions`)."""
-    from neurocompile.frontends.exported import apply_convention, drop_batch_dims, sniff_container
 
     nir = _nir()
     path = Path(path)
-    from neurocompile.utils.files import open_regular
 
     with open_regular(path, "NIR file") as fh:
         sniff_container(fh, str(path))
@@ -97,7 +100,6 @@ def read_nir(path: str | Path, *, dt: float | None = None, reset: str | None = N
     _delays_to_steps(g)
     try:
         g.validate()
-        from neurocompile.ir.time_units import check_time_units
 
         for w in check_time_units(g):
             g.assume(f"WARNING {w}")
@@ -364,8 +366,6 @@ def _to_nir_node(nir, node: N.Node, shape, in_shape, dt):
 def write_nir(graph: Graph, path: str | Path) -> None:
     """Write ``graph`` to a ``.nir`` file atomically."""
     nir = _nir()
-    from neurocompile.utils.atomic import atomic_path
-    from neurocompile.utils.outputs import claim_output
 
     path = claim_output(path, "nir")
     ng = to_nir(graph)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from neurocompile.errors import NeuroCompileError
+from neurocompile.errors import NeuroCompileError, UnsupportedError
 from neurocompile.ir import nodes as N
 
 FIX = ("the file's time constants are probably in another unit: name its exporter with --convention "
@@ -67,8 +67,6 @@ def check_time_units(graph) -> list[str]:
 def check_resolution(graph, name: str, node, field: str, target: str, resolution: float) -> None:
     """Raise, naming node, tau and dt, when ``field``'s per-step decay ``1 - beta`` is below what
     ``target`` can represent (``resolution``): the time constant is ~1/resolution steps or more."""
-    from neurocompile.errors import UnsupportedError
-
     dt, rule = graph.dt, graph.discretization
     tau = np.asarray(getattr(node, field), dtype=np.float64)
     if dt is None or tau.size == 0:

@@ -33,6 +33,7 @@ from typing import Callable, ClassVar
 
 import numpy as np
 
+from neurocompile.errors import UnsupportedError
 from neurocompile.ir import nodes as N
 from neurocompile.ir.graph import Graph
 from neurocompile.ir.semantics import OPS, Context
@@ -207,8 +208,6 @@ def _flat(node: N.Node, shape: tuple) -> N.Node:
 
 def _refuse_max_pool(graph: Graph) -> None:
     """Max pooling is not a weighted sum: no synapse matrix computes it (say so, naming the node)."""
-    from neurocompile.errors import UnsupportedError
-
     for name, node in graph.nodes.items():
         if isinstance(node, N.MaxPool2d):
             raise UnsupportedError(

@@ -8,6 +8,7 @@ import numpy as np
 from neurocompile.errors import NeuroCompileError, UnsupportedError
 from neurocompile.frontends.onnx import normalise, rate
 from neurocompile.frontends.onnx.parser import parse
+from neurocompile.frontends.onnx.sigma_delta import convert
 from neurocompile.ir.graph import Graph
 
 METHODS = ("rate", "sigma_delta")
@@ -53,7 +54,6 @@ def from_onnx(path, calibration=None, *, method: str = "rate", timesteps: int | 
     if T < 1:
         raise NeuroCompileError(f"timesteps must be >= 1, got {timesteps}", file=file)
     if method == "sigma_delta":
-        from neurocompile.frontends.onnx.sigma_delta import convert
 
         if isinstance(calibration, (str, Path)):
             calibration = _load_npy(calibration)

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from neurocompile.errors import NeuroCompileError, UnsupportedError
+from neurocompile.utils.files import regular_file
 
 MIN_OPSET = 13
 
@@ -30,7 +31,6 @@ def load_model(path):
     """``onnx.load`` + ``onnx.checker.check_model`` + opset of the default domain >= :data:`MIN_OPSET`;
     returns the ``onnx.ModelProto``."""
     onnx = import_onnx()
-    from neurocompile.utils.files import regular_file
 
     p = regular_file(path, "ONNX file")
     try:

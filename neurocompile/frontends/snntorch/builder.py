@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from neurocompile.errors import NeuroCompileError, UnsupportedError
+from neurocompile.frontends.snntorch.batchnorm import fold_batchnorm
 from neurocompile.frontends.snntorch.common import _is_skipped, _neuron_types
 from neurocompile.ir import nodes as N
 from neurocompile.ir.graph import Graph
@@ -108,7 +109,6 @@ class _Builder:
             except NeuroCompileError as err:
                 raise UnsupportedError(f"nn.Conv2d: {err.reason}", node=qual) from None
         elif isinstance(layer, (nn.BatchNorm1d, nn.BatchNorm2d)):
-            from neurocompile.frontends.snntorch.batchnorm import fold_batchnorm
 
             node = fold_batchnorm(self, qual, layer)
             if node is None:       # folded into the layer before it

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from neurocompile.errors import NeuroCompileError
 from neurocompile.frontends.snntorch.common import _libs
+from neurocompile.utils.files import regular_file
 
 if TYPE_CHECKING:  # pragma: no cover
     import torch
@@ -34,7 +35,6 @@ def load_snntorch_reference(spec: str, weights: str | None = None) -> "torch.nn.
         is_file = True
     where = source
     if is_file:
-        from neurocompile.utils.files import regular_file
 
         path = regular_file(source, "Python file")
         pymod = _import_file(path)
@@ -68,7 +68,6 @@ def load_snntorch_reference(spec: str, weights: str | None = None) -> "torch.nn.
             f"'{attr}' is a {type(obj).__name__}, neither an nn.Module nor a function returning one",
             file=str(where))
     if weights is not None:
-        from neurocompile.utils.files import regular_file
 
         wpath = regular_file(weights, "weights file")
         try:

@@ -53,6 +53,7 @@ from typing import Dict, List, Optional, Union
 
 import numpy as np
 
+from neurocompile.targets.loihi2 import emulator as loihi
 from neurocompile.targets.loihi2.emulator import _as_batched_input
 from neurocompile.targets.loihi2.program import (
     INPUT,
@@ -316,7 +317,6 @@ class FastPlan:
     ``spikes_in`` as :func:`neurocompile.targets.loihi2.emulator.run`.  The plan
     copies what it needs: later edits of the program do not affect it.
     """
-
     def __init__(self, program: LoihiProgram):
         if not available():
             raise RuntimeError("numba is not installed: the fast Loihi "
@@ -472,7 +472,6 @@ def run_best(program: LoihiProgram, spikes_in, probes: bool = True) -> Dict:
     unsupported feature), else the numpy reference; same results."""
     if supports(program):
         return run(program, spikes_in, probes=probes)
-    from neurocompile.targets.loihi2 import emulator as loihi
     return loihi.run(program, spikes_in, probes=probes)
 
 

@@ -20,6 +20,7 @@ import numpy as np
 from neurocompile.errors import UnsupportedError
 from neurocompile.ir.graph import Graph
 from neurocompile.targets.loihi2.connections import incoming
+from neurocompile.targets.loihi2.program import LoihiConv, LoihiDense, LoihiLIF, LoihiProgram
 from neurocompile.targets.loihi2.weights import LayerQuant
 
 FIXED_KEY = "loihi2_fixed"
@@ -51,8 +52,6 @@ def _bias(rec: dict, size: int, node: str) -> np.ndarray:
 def fixed_program(graph: Graph, supported: tuple, input_message_bits: int = 0):
     """(program, layers, report) built from the recorded integers (see the module docstring).
     ``supported``: the group node types (the caller, :mod:`.quantize`, has checked the graph)."""
-    from neurocompile.targets.loihi2.program import LoihiConv, LoihiDense, LoihiLIF, LoihiProgram
-
     groups = graph.metadata[FIXED_KEY]["groups"]
     shapes = graph.infer_shapes()
     (inp,) = graph.inputs

@@ -53,9 +53,11 @@ from neurocompile.ir import nodes as N
 from neurocompile.ir.graph import Graph
 from neurocompile.ir.latency import shortest_hops
 from neurocompile.ir.nodes import decay_factor
+from neurocompile.ir.time_units import check_resolution
 from neurocompile.passes.base import Lowering, PassContext
 from neurocompile.targets.loihi2.connections import Connection, check_delays, incoming, look_through
 from neurocompile.targets.loihi2.conv import conv_vth, quantize_conv
+from neurocompile.targets.loihi2.fixed_params import fixed_program, has_fixed
 from neurocompile.targets.loihi2.lowered import LoweredLoihi2
 from neurocompile.targets.loihi2.program import LoihiConv, LoihiDense, LoihiLIF, LoihiProgram
 from neurocompile.targets.loihi2.program import LoihiDense as _Dense
@@ -98,7 +100,6 @@ def decays(node: N.Node, graph: Graph, name: str) -> tuple[int, int, float, floa
     du = int(round(_ONE * (1 - alpha))) - 1
     dv = int(round(_ONE * (1 - beta)))
     if du < 0:  # tau_syn too long for 12 bits: name tau and dt (a time-unit mistake, usually)
-        from neurocompile.ir.time_units import check_resolution
 
         check_resolution(graph, name, node, "tau_syn", "Loihi 2's 12-bit du", 0.5 / _ONE)
     if not 0 <= du <= _ONE - 1 or not 0 <= dv <= _ONE - 1:
@@ -190,7 +191,6 @@ class QuantizeLoihi2(Lowering):
 
     def run(self, graph: Graph, ctx: PassContext) -> LoweredLoihi2:
         calibration = ctx.options.calibration
-        from neurocompile.targets.loihi2.fixed_params import fixed_program, has_fixed
 
         if has_fixed(graph):  # integers recorded by the frontend (netx): used as they are
             check_supported(graph)

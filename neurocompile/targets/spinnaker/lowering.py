@@ -73,6 +73,7 @@ import numpy as np
 from neurocompile.errors import UnsupportedError
 from neurocompile.ir import nodes as N
 from neurocompile.ir.graph import Graph
+from neurocompile.ir.time_units import check_resolution
 from neurocompile.passes.activity import neuron_drive_stats
 from neurocompile.passes.base import Lowering, PassContext
 from neurocompile.targets.spinnaker import fixed as F
@@ -215,7 +216,6 @@ def _raw(x) -> np.ndarray:
 @dataclasses.dataclass(frozen=True)
 class QuantizeSpiNNaker(Lowering):
     """The lowering: graph -> :class:`LoweredSpiNNaker`; the report gets ``spinnaker``."""
-
     name: ClassVar[str] = "quantize-spinnaker"
 
     def run(self, graph: Graph, ctx: PassContext) -> LoweredSpiNNaker:
@@ -354,7 +354,6 @@ class QuantizeSpiNNaker(Lowering):
             if np.any(beta <= 0) or np.any(beta >= 1):
                 raise UnsupportedError(f"membrane decay {beta.min():.4g}..{beta.max():.4g} is outside "
                                        "(0, 1): dt is too large for this tau", node=g)
-            from neurocompile.ir.time_units import check_resolution
 
             check_resolution(graph, g, node, node.membrane_tau, "SpiNNaker's s16.15", 2.0 ** -15)
             if isinstance(node, (N.CubaLIF, N.CubaLI)):

@@ -1,0 +1,115 @@
+"""`neurocompile export --format netx`: a compiled Loihi 2 program as a netx file that lava-dl's
+netx.hdf5.Network runs on Lava (fixed_pt) with the emulator's results, spike for spike and u/v."""
+from pathlib import Path
+
+import h5py
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from netx_files import random_dense
+
+import neurocompile as nc
+from netx_util import run_netx
+from neurocompile.cli.main import cli
+from neurocompile.errors import NeuroCompileError
+from neurocompile.frontends.loader import load_model
+from neurocompile.ir import nodes as N
+from neurocompile.ir.graph import sequential
+from neurocompile.targets.loihi2 import emulator
+from neurocompile.targets.loihi2.netx_export import netx_prepare, write_netx
+
+DATA = Path(__file__).resolve().parents[2] / "data" / "netx"
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def _export(art_dir: Path, out: Path) -> Path:
+    r = invoke("export", art_dir, "--format", "netx", "-o", out)
+    assert r.exit_code == 0, r.output
+    return out
+
+
+def _check_weights(prog, path):
+    """Through netx's own weight preparation the stored weights are the program's integers."""
+    with h5py.File(path, "r") as f:
+        for k, s in enumerate(prog.synapses):
+            stored = f["layer"][str(k + 1)]["weight"][()]
+            w, nwb, exp = netx_prepare(stored.astype(int))
+            assert exp == s.weight_exp and np.array_equal(w, s.effective_weights()), s.name
+
+
+def _compare_with_netx(prog, net, T, p, seed=0):
+    x = (np.random.default_rng(seed).random((T, prog.n_inputs)) < p).astype(np.int64)
+    em = emulator.run(prog, x)
+    last = len(prog.neurons) - 1
+    r = run_netx(net, x, probes=[0, last])
+    out = em[prog.neurons[-1].name]["spikes"][:, 0, :].astype(np.int64)
+    assert np.array_equal(out, r["spikes"]), "output spikes differ from netx on Lava"
+    for k in (0, last):
+        n = prog.neurons[k].name
+        assert np.array_equal(em[n]["u"][:, 0], r[f"u{k}"]), f"u of {n}"
+        assert np.array_equal(em[n]["v"][:, 0], r[f"v{k}"]), f"v of {n}"
+    return out
+
+
+def _compile(model, tmp_path):
+    art = nc.compile(model if not isinstance(model, Path) else load_model(model), target="loihi2")
+    art.save(tmp_path / "art")
+    return art.payload["program"], tmp_path / "art"
+
+
+@pytest.mark.parametrize("name,T,p", [("mnist_dense.net", 60, 0.15), ("oxford_dense.net", 60, 0.1)])
+def test_shipped_dense_round_trip_runs_in_netx(tmp_path, name, T, p):
+    prog, art = _compile(DATA / name, tmp_path)
+    net = _export(art, tmp_path / "out.net")
+    _check_weights(prog, net)
+    assert _compare_with_netx(prog, net, T, p).sum() > 0
+
+
+def test_random_dense_with_delays_and_bias_round_trip(tmp_path):
+    src = random_dense(tmp_path / "d.net", np.random.default_rng(3), sizes=(24, 32, 12), delays=True, bias=True)
+    prog, art = _compile(src, tmp_path)
+    assert any(s.delays is not None for s in prog.synapses)
+    _compare_with_netx(prog, _export(art, tmp_path / "out.net"), 50, 0.3)
+
+
+def _mlp(bias=0.0):
+    rng = np.random.default_rng(0)
+    return sequential([
+        ("input", N.Input(shape=(12,))),
+        ("fc1", N.Affine(weight=rng.normal(0, 50, (16, 12)), bias=np.full(16, bias))),
+        ("lif1", N.CubaLIF(tau_syn=0.1, tau_mem=0.2, v_threshold=1.0)),
+        ("fc2", N.Affine(weight=rng.normal(0, 50, (6, 16)), bias=np.zeros(6))),
+        ("lif2", N.CubaLIF(tau_syn=0.1, tau_mem=0.2, v_threshold=1.0)),
+        ("output", N.Output())], dt=1e-3)
+
+
+def test_graph_mlp_without_bias_runs_in_netx(tmp_path):
+    prog, art = _compile(_mlp(), tmp_path)
+    assert [n.name for n in prog.neurons] == ["lif1", "lif2"]
+    net = _export(art, tmp_path / "mlp.net")
+    _check_weights(prog, net)
+    assert _compare_with_netx(prog, net, 80, 0.3).sum() > 0
+
+
+def test_bias_clock_is_a_one_line_error_naming_the_group(tmp_path):
+    prog, art = _compile(_mlp(bias=0.1), tmp_path)
+    assert any(n.name.startswith("_clock") for n in prog.neurons)
+    with pytest.raises(NeuroCompileError) as e:
+        write_netx(prog, tmp_path / "x.net", source=str(art))
+    msg = str(e.value)
+    assert "'_clock'" in msg and "bias clock" in msg and str(art) in msg and "\n" not in msg
+    assert not (tmp_path / "x.net").exists()
+    r = CliRunner().invoke(cli, ["export", str(art), "-o", str(tmp_path / "x.net")])
+    assert r.exit_code == 2 and "_clock" in r.output and not (tmp_path / "x.net").exists()
+
+
+def test_cli_refuses_to_overwrite_a_foreign_file(tmp_path):
+    _, art = _compile(DATA / "oxford_dense.net", tmp_path)
+    foreign = tmp_path / "mine.net"
+    foreign.write_bytes(b"not ours")
+    r = CliRunner().invoke(cli, ["export", str(art), "--format", "netx", "-o", str(foreign)])
+    assert r.exit_code == 2 and "refusing to replace" in r.output
+    assert foreign.read_bytes() == b"not ours"
