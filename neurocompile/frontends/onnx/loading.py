@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 from neurocompile.errors import NeuroCompileError, UnsupportedError
+from neurocompile.utils.budget import check_alloc
 from neurocompile.utils.files import regular_file
 
 MIN_OPSET = 13
@@ -33,12 +34,14 @@ def load_model(path):
     onnx = import_onnx()
 
     p = regular_file(path, "ONNX file")
+    check_alloc(2 * p.stat().st_size, "reading the ONNX model", file=str(path))
     try:
-        model = onnx.load(str(p))
-    except Exception as err:  # DecodeError, OSError, external-data errors
+        model = onnx.load(str(p), load_external_data=False)   # never read files beside the model
+    except Exception as err:  # DecodeError, OSError
         raise NeuroCompileError(
             f"cannot read the ONNX model (truncated or not an ONNX file): {first_line(err)}",
             file=str(path)) from None
+    refuse_external_data(onnx, model, str(path))
     try:
         onnx.checker.check_model(model)
     except Exception as err:
@@ -50,6 +53,36 @@ def load_model(path):
             f"the model uses ONNX opset {version}; the importer needs opset >= {MIN_OPSET} "
             f"(re-export, e.g. torch.onnx.export(..., opset_version=17))", file=str(path))
     return model
+
+
+def _tensors(graph):
+    """Every tensor a graph holds: initializers, sparse initializers' values and indices, and the
+    tensors in node attributes (Constant values, subgraphs of If/Loop/Scan)."""
+    yield from graph.initializer
+    for sp in graph.sparse_initializer:
+        yield sp.values
+        yield sp.indices
+    for node in graph.node:
+        for a in node.attribute:
+            if a.HasField("t"):
+                yield a.t
+            yield from a.tensors
+            if a.HasField("g"):
+                yield from _tensors(a.g)
+            for g in a.graphs:
+                yield from _tensors(g)
+
+
+def refuse_external_data(onnx, model, file: str) -> None:
+    """A tensor whose bytes live in another file (ONNX "external data") is refused: the model
+    may name any path, and neurocompile reads nothing outside the file it was given."""
+    for t in _tensors(model.graph):
+        if t.data_location == onnx.TensorProto.EXTERNAL:
+            where = next((e.value for e in t.external_data if e.key == "location"), "?")
+            raise NeuroCompileError(
+                f"tensor '{t.name}' keeps its data in an external file ('{where}'); neurocompile reads only "
+                "what is inside the model: save it with onnx.save_model(model, path, save_as_external_data=False)",
+                file=file)
 
 
 def graph_inputs(model) -> list:
