@@ -125,6 +125,25 @@ def check_env(python: str, timeout: float = PROBE_TIMEOUT) -> str:
     return r.stdout.strip()
 
 
+def _pip_works(py: Path) -> bool:
+    """Whether the environment's pip can start (a venv's pip can be left broken by an interrupted
+    or racing install)."""
+    return probe(str(py), "import pip._internal.commands.install", timeout=PROBE_TIMEOUT).returncode == 0
+
+
+def _pip(py: Path, requirements: list[str], *flags: str) -> None:
+    """``pip install`` into the Lava environment; a failure is a one-line error with pip's last line."""
+    def run(*args):
+        return subprocess.run([str(py), *args], capture_output=True, text=True, timeout=3600,
+                              env=lava_subprocess_env(), stdin=subprocess.DEVNULL)
+
+    r = run("-m", "pip", "install", "-q", *flags, *requirements)
+    if r.returncode != 0:
+        last = next((ln for ln in reversed((r.stderr or r.stdout).splitlines()) if ln.strip()
+                     and not ln.startswith("WARNING: Location")), "")
+        raise BackendError(f"installing {' '.join(requirements)} into {py.parent.parent} failed: {last.strip()}")
+
+
 def setup_lava_env(env_dir: str | Path | None = None, log=print) -> str:
     """Create (if needed) and check the Lava environment; return its python path."""
     env_dir = Path(env_dir) if env_dir else default_env_dir()
@@ -138,18 +157,25 @@ def setup_lava_env(env_dir: str | Path | None = None, log=print) -> str:
         env_dir.parent.mkdir(parents=True, exist_ok=True)
         subprocess.run([base, "-m", "venv", str(env_dir)], check=True, timeout=600,
                        env=lava_subprocess_env(), stdin=subprocess.DEVNULL)
+    if not _pip_works(py):
+        base = find_python310()
+        if base is None:
+            raise BackendError(f"pip in {env_dir} does not start and no Python 3.10 is found to rebuild it")
+        log(f"pip in {env_dir} does not start: recreating the environment")
+        subprocess.run([base, "-m", "venv", "--clear", str(env_dir)], check=True, timeout=600,
+                       env=lava_subprocess_env(), stdin=subprocess.DEVNULL)
+        if not _pip_works(py):
+            raise BackendError(f"pip in {env_dir} does not start even in a new environment ({base})")
     try:
         version = check_env(str(py))
     except BackendError:
         log(f"installing {' '.join(LAVA_REQUIREMENTS)} into {env_dir}")
-        subprocess.run([str(py), "-m", "pip", "install", "-q", *LAVA_REQUIREMENTS], check=True,
-                       timeout=3600, env=lava_subprocess_env(), stdin=subprocess.DEVNULL)
+        _pip(py, LAVA_REQUIREMENTS)
         version = check_env(str(py))
     if probe(str(py), "import h5py, importlib.util as u; assert u.find_spec('lava.lib.dl.netx')",
              timeout=PROBE_TIMEOUT).returncode != 0:
         log(f"installing {' '.join(NETX_NO_DEPS)} (--no-deps) and {' '.join(NETX_REQUIREMENTS)} into {env_dir}")
-        for extra, reqs in ((["--no-deps"], NETX_NO_DEPS), ([], NETX_REQUIREMENTS)):
-            subprocess.run([str(py), "-m", "pip", "install", "-q", *extra, *reqs], check=True,
-                           timeout=3600, env=lava_subprocess_env(), stdin=subprocess.DEVNULL)
+        _pip(py, NETX_NO_DEPS, "--no-deps")
+        _pip(py, NETX_REQUIREMENTS)
     log(f"Lava environment ready: {py} (Python, numpy: {version})")
     return str(py)
