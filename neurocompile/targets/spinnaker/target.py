@@ -23,16 +23,25 @@ from neurocompile.targets.spinnaker.pynn_script import write_script
 PAYLOAD_DIR = "spinnaker"
 
 
-class EmulatorRunner(Runner):
+class _SpiNNakerRunner(Runner):
+    """Runs the artifact's program through ``run_spinnaker`` on the runner of this name, once
+    ``available()`` says it can."""
+
+    def run(self, artifact, x, *, probes=(), record_spikes=True, progress=None):
+        ok, why = self.available()
+        if not ok:
+            raise BackendError(why)
+        return run_spinnaker(artifact, x, probes=probes, record_spikes=record_spikes, progress=progress,
+                             runner=self.name)
+
+
+class EmulatorRunner(_SpiNNakerRunner):
     name = "emulator"
     description = "bit-accurate emulator of sPyNNaker's ARM fixed-point code"
     exact = True
 
-    def run(self, artifact, x, *, probes=(), record_spikes=True, progress=None):
-        return run_spinnaker(artifact, x, probes=probes, record_spikes=record_spikes, progress=progress)
 
-
-class BoardRunner(Runner):
+class BoardRunner(_SpiNNakerRunner):
     name = "board"
     description = "the SpiNNaker board in ~/.spynnaker.cfg (machineName or spalloc)"
     exact = True
@@ -41,28 +50,14 @@ class BoardRunner(Runner):
     def available(self) -> tuple[bool, str]:
         return board.board_status()
 
-    def run(self, artifact, x, *, probes=(), record_spikes=True, progress=None):
-        ok, why = self.available()
-        if not ok:
-            raise BackendError(why)
-        return run_spinnaker(artifact, x, probes=probes, record_spikes=record_spikes, progress=progress,
-                             runner="board")
 
-
-class NestRunner(Runner):
+class NestRunner(_SpiNNakerRunner):
     name = "nest"
     description = "the PyNN program on NEST 3 (pyNN.nest): a float simulation, not bit-accurate"
     exact = False
 
     def available(self) -> tuple[bool, str]:
         return nest_runner.nest_status()
-
-    def run(self, artifact, x, *, probes=(), record_spikes=True, progress=None):
-        ok, why = self.available()
-        if not ok:
-            raise BackendError(why)
-        return run_spinnaker(artifact, x, probes=probes, record_spikes=record_spikes, progress=progress,
-                             runner="nest")
 
 
 class SpiNNakerTarget(Target):

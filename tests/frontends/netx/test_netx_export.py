@@ -6,16 +6,15 @@ import h5py
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from netx_compare import assert_emulator_equals_netx
 from netx_files import random_dense
 
 import neurocompile as nc
-from netx_util import run_netx
 from neurocompile.cli.main import cli
 from neurocompile.errors import NeuroCompileError
 from neurocompile.frontends.loader import load_model
 from neurocompile.ir import nodes as N
 from neurocompile.ir.graph import sequential
-from neurocompile.targets.loihi2 import emulator
 from neurocompile.targets.loihi2.netx_export import netx_prepare, write_netx
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "netx"
@@ -41,17 +40,7 @@ def _check_weights(prog, path):
 
 
 def _compare_with_netx(prog, net, T, p, seed=0):
-    x = (np.random.default_rng(seed).random((T, prog.n_inputs)) < p).astype(np.int64)
-    em = emulator.run(prog, x)
-    last = len(prog.neurons) - 1
-    r = run_netx(net, x, probes=[0, last])
-    out = em[prog.neurons[-1].name]["spikes"][:, 0, :].astype(np.int64)
-    assert np.array_equal(out, r["spikes"]), "output spikes differ from netx on Lava"
-    for k in (0, last):
-        n = prog.neurons[k].name
-        assert np.array_equal(em[n]["u"][:, 0], r[f"u{k}"]), f"u of {n}"
-        assert np.array_equal(em[n]["v"][:, 0], r[f"v{k}"]), f"v of {n}"
-    return out
+    return assert_emulator_equals_netx(prog, net, T, p, seed)[0]
 
 
 def _compile(model, tmp_path):

@@ -1,17 +1,15 @@
 """Agreement with lava-dl itself: netx.hdf5.Network on Lava's fixed_pt models vs the emulator.
 
 Every output spike must be equal, and u/v of the probed layers (first and last)."""
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from netx_compare import assert_emulator_equals_netx
 from netx_files import random_conv, random_dense
 
 import neurocompile as nc
-from netx_util import run_netx
 from neurocompile.frontends.loader import load_model
-from neurocompile.targets.loihi2 import emulator
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "netx"
 
@@ -19,18 +17,7 @@ DATA = Path(__file__).resolve().parents[2] / "data" / "netx"
 def _compare(path, T=60, p=0.2, seed=0):
     g = load_model(path)
     prog = nc.compile(g, target="emulator").payload["program"]
-    x = (np.random.default_rng(seed).random((T, prog.n_inputs)) < p).astype(np.int64)
-    t0 = time.perf_counter()
-    em = emulator.run(prog, x)
-    t_em = time.perf_counter() - t0
-    last = len(prog.neurons) - 1
-    r = run_netx(path, x, probes=[0, last])
-    out = em[prog.neurons[-1].name]["spikes"][:, 0, :].astype(np.int64)
-    assert np.array_equal(out, r["spikes"]), "output spikes differ from netx on Lava"
-    for k in (0, last):
-        n = prog.neurons[k].name
-        assert np.array_equal(em[n]["u"][:, 0], r[f"u{k}"]), f"u of {n}"
-        assert np.array_equal(em[n]["v"][:, 0], r[f"v{k}"]), f"v of {n}"
+    out, t_em, r = assert_emulator_equals_netx(prog, path, T, p, seed)
     print(f"{Path(path).name}: {int(out.sum())} output spikes equal; emulator {t_em:.3f} s, "
           f"netx on Lava {float(r['seconds']):.3f} s")
     return out
