@@ -30,7 +30,8 @@ def compile(model: Any, target: str = "float", *, log: Callable[[str], None] | N
     reset and spike input), unless ``options`` say otherwise."""
     tgt = get_target(target)
     graph = model if isinstance(model, Graph) else load_model(model, **model_options(model, target, options))
-    compile_opts = {k: v for k, v in options.items() if k not in FRONTEND_OPTIONS}
+    # the input encoding is the frontend's (ONNX conversion) and the target's (chip input) alike
+    compile_opts = {k: v for k, v in options.items() if k not in FRONTEND_OPTIONS or k == "input_encoding"}
     return tgt.compile(graph, options=compile_opts, log=log or (lambda m: None), dump_ir=dump_ir)
 
 

@@ -102,10 +102,15 @@ def cli(ctx, debug):
     "Loihi 2: a second matrix per synapse layer holds the rounding residual (~16-bit weights, twice the "
     "synapses)."
 ))
+@click.option("--input-bits", type=int, help="Loihi 2: payload bits of graded input spikes (default 8, up to 24).")
+@click.option("--input-encoding", type=click.Choice(["spikes", "current"]), help=(
+    "How the chip receives the input: 0/1 spikes, or the analog values as a current (graded spikes on "
+    "Loihi 2, host-driven current on SpiNNaker). Default: current when the calibration samples are analog."
+))
 @FORCE
 @model_options
-def compile(model, target, output, dump_ir, calibration, chips, split_weights, force, dt, reset, discretization,
-            input_shape, weights):
+def compile(model, target, output, dump_ir, calibration, chips, split_weights, input_bits, input_encoding, force, dt,
+            reset, discretization, input_shape, weights):
     """Compile MODEL (.nir, .onnx, zoo:NAME, file.py:factory) for a target into an artifact.
 
     The output must be absent, empty or an earlier artifact; nothing else is replaced.
@@ -123,15 +128,15 @@ def compile(model, target, output, dump_ir, calibration, chips, split_weights, f
 
     calib = load_array(calibration, "calibration") if calibration else None
     opts = model_options(model, target, dict(_load_opts(dt, reset, discretization, input_shape, weights),
-                                             calibration=calib))
+                                             calibration=calib, input_encoding=input_encoding))
     defaults = get_target(target).frontend_defaults
     if str(model).endswith(".onnx") and defaults:
-        click.echo(f"ONNX for {target}: " + ", ".join(f"{k}={v}" for k, v in defaults.items()), err=True)
+        click.echo(f"ONNX for {target}: " + ", ".join(f"{k}={opts.get(k, v)}" for k, v in defaults.items()), err=True)
     graph = load_model(model, **opts)
     try:
         art = do_compile(graph, target=target, log=lambda m: click.echo(m, err=True), dump_ir=dump_ir,
                          dt=dt, discretization=discretization, calibration=calib, chips=chips,
-                         split_weights=split_weights)
+                         split_weights=split_weights, input_encoding=input_encoding, input_bits=input_bits)
     except NeuroCompileError as err:
         raise err.with_context(file=model)
     art.save(output, force=force, inputs=(model, calibration, weights))
@@ -325,11 +330,15 @@ Exit codes: 0 all exact comparisons equal; 3 a comparison that must be exact is 
 @click.option("--report", "report_dir", type=click.Path(), help="Write report.json, report.md and PNG plots here.")
 @click.option("--labels", type=click.Path(), help="Labels .npy (batch,) for accuracy per target.")
 @click.option("--calibration", type=click.Path(), help="Calibration inputs for compiling a model.")
+@click.option("--input-encoding", type=click.Choice(["spikes", "current"]), help=(
+    "How the chip receives the input: 0/1 spikes, or the analog values as a current (graded spikes on "
+    "Loihi 2, host-driven current on SpiNNaker). Default: current when the calibration samples are analog."
+))
 @FORCE
 @model_options
 @po.parallel_options
-def validate(model, input_path, targets, report_dir, labels, calibration, force, dt, reset, discretization,
-             input_shape, weights, workers, scheduler, cache, shard_size):
+def validate(model, input_path, targets, report_dir, labels, calibration, input_encoding, force, dt, reset,
+             discretization, input_shape, weights, workers, scheduler, cache, shard_size):
     """Run MODEL_OR_ARTIFACT on several targets with the same input and show where they differ."""
     from neurocompile.cli.io import load_array
     from neurocompile.validate import validate as do_validate
@@ -341,7 +350,8 @@ def validate(model, input_path, targets, report_dir, labels, calibration, force,
                       log=lambda m: click.echo(m, err=True), calibration=calib, force=force,
                       inputs=(input_path, labels, calibration, weights),
                       **(po.parallel_settings(workers, scheduler, cache, shard_size, po.batch_of(x)) or {}),
-                      progress=po.validate_progress, **_load_opts(dt, reset, discretization, input_shape, weights))
+                      progress=po.validate_progress, **_load_opts(dt, reset, discretization, input_shape, weights),
+                      **({"input_encoding": input_encoding} if input_encoding else {}))
     _print_validation(rep)
     if not rep["ok"]:
         sys.exit(3)
@@ -394,11 +404,17 @@ def setup(what, env_dir):
 
 @cli.command()
 @click.argument("model")
-@click.option("--samples", required=True, type=click.Path(), help="Samples .npy (N, *shape), as the ANN takes them.")
-@click.option("--steps", type=int, help="Time steps (default: the converter's choice).")
+@click.option("--samples", required=True, type=click.Path(), help="Samples .npy (N, *shape), one per sample.")
+@click.option("--steps", type=int, help="Time steps (ONNX: default the converter's choice; otherwise required).")
+@click.option("--scale", type=float, help=(
+    "Rate code: the value that spikes at every step (default: the samples' largest value)."))
 @click.option("--output", "-o", required=True, type=click.Path(), help="Where to write the (T, N, *shape) input .npy.")
-def encode(model, samples, steps, output):
-    """Encode ANN samples as the time-stepped input a converted (ONNX) model expects.
+def encode(model, samples, steps, scale, output):
+    """Encode samples as the time-stepped input MODEL (an artifact) takes.
+
+    ONNX conversions use their recorded encoding. Other artifacts: a spike-input artifact gets a
+    deterministic rate code (floor(T*x/scale) evenly spaced spikes), a current-input one the
+    sample repeated at every step.
 
     \b
     Example:
@@ -406,18 +422,34 @@ def encode(model, samples, steps, output):
       neurocompile encode build/net --samples test.npy -o build/X.npy
       neurocompile run build/net --input build/X.npy --labels labels.npy
     """
-    from neurocompile.api import load_model
+    from neurocompile.api import is_artifact, load_model
     from neurocompile.cli.io import load_array
     from neurocompile.errors import NeuroCompileError
     from neurocompile.frontends.onnx import encode_input
+    from neurocompile.targets.artifact import load_artifact
+    from neurocompile.targets.input_encoding import rate_code
     from neurocompile.utils.atomic import atomic_path
     from neurocompile.utils.outputs import claim_output
 
     claim_output(output, "array", inputs=(model, samples))
     graph = load_model(model)
-    if "onnx" not in graph.metadata:
-        raise NeuroCompileError("only models converted from ONNX record an input encoding", file=model)
-    x = encode_input(graph, load_array(samples, "samples", min_ndim=1), steps)
+    xs = load_array(samples, "samples", min_ndim=1)
+    if "onnx" in graph.metadata:
+        x = encode_input(graph, xs, steps)
+    else:
+        if not steps:
+            raise NeuroCompileError("--steps is needed (the model records no time-step count)", file=model)
+        shape = tuple(graph.infer_shapes()[graph.inputs[0]])
+        if tuple(xs.shape[1:]) != shape:
+            raise NeuroCompileError(f"samples have shape {tuple(xs.shape[1:])} per sample; the model takes {shape}",
+                                    file=samples)
+        encoding = load_artifact(model).report.get("input", {}).get("encoding") if is_artifact(model) else None
+        if encoding in ("current", "values"):
+            x = np.broadcast_to(xs, (steps,) + xs.shape).astype(np.float32)
+        else:
+            full = scale if scale is not None else float(np.max(xs)) if xs.size else 1.0
+            x = rate_code(xs, steps, full)
+            click.echo(f"rate code over {steps} steps, full scale {full:g}", err=True)
     with atomic_path(output) as tmp:
         with open(tmp, "wb") as fh:
             np.save(fh, x)

@@ -38,6 +38,9 @@ class CompileOptions:
     discretization: str | None = None
     #: sample inputs (T, batch, *shape) for activity statistics (fixed-point scales)
     calibration: Any = None
+    #: how a chip receives the input: "spikes" (0/1) or "current" (direct analog values);
+    #: None: "current" when the calibration samples are not all 0/1 (``targets.input_encoding``)
+    input_encoding: str | None = None
 
     @classmethod
     def from_dict(cls, options: dict | None, target: str = "") -> "CompileOptions":

@@ -50,6 +50,9 @@ class Artifact:
             "inputs": {n: list(shapes[n]) for n in self.graph.inputs},
             "outputs": {n: list(shapes[n]) for n in self.graph.outputs},
             "assumptions": self.graph.assumptions, "report": self.report,
+            # how the program takes its input (chips: "spikes" or "current"; float: any values)
+            "input": {k: v for k, v in self.report.get("input", {"encoding": "values"}).items()
+                      if k in ("encoding", "message_bits", "scale", "range")},
         }
 
     def save(self, path: str | Path, *, force: bool = False, inputs=()) -> Path:
@@ -92,7 +95,7 @@ MANIFEST_FIELDS = {
     "format": ((str,), True), "version": ((int,), True), "target": ((str,), True),
     "neurocompile": ((str,), False), "dt": ((int, float, type(None)), False),
     "discretization": ((str,), False), "inputs": ((dict,), False), "outputs": ((dict,), False),
-    "assumptions": ((list,), False), "report": ((dict,), False),
+    "assumptions": ((list,), False), "report": ((dict,), False), "input": ((dict,), False),
 }
 _TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", dict: "an object", list: "a list",
                type(None): "null"}

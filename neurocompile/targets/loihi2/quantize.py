@@ -55,11 +55,13 @@ from neurocompile.ir.latency import shortest_hops
 from neurocompile.ir.nodes import decay_factor
 from neurocompile.ir.time_units import check_resolution
 from neurocompile.passes.base import Lowering, PassContext
+from neurocompile.targets.input_encoding import choose_encoding
 from neurocompile.targets.loihi2.connections import Connection, check_delays, incoming, look_through
 from neurocompile.targets.loihi2.conv import conv_vth, quantize_conv
 from neurocompile.targets.loihi2.fixed_params import fixed_program, has_fixed
+from neurocompile.targets.loihi2.input_format import current_input_format
 from neurocompile.targets.loihi2.lowered import LoweredLoihi2
-from neurocompile.targets.loihi2.program import LoihiConv, LoihiDense, LoihiLIF, LoihiProgram
+from neurocompile.targets.loihi2.program import INPUT, LoihiConv, LoihiDense, LoihiLIF, LoihiProgram
 from neurocompile.targets.loihi2.program import LoihiDense as _Dense
 from neurocompile.targets.loihi2.program import LoihiLIF as _LIF
 from neurocompile.targets.loihi2.sigma_delta import lower_sdn
@@ -199,13 +201,21 @@ class QuantizeLoihi2(Lowering):
         elif any(n.graded for n in graph.nodes.values()):
             program, layers, io, rep = lower_sdn(graph, calibration, self.margin)
         else:
-            program, layers, rep = self._lower_lif(graph, calibration, split=bool(ctx.options.split_weights))
-            io = {"encoding": "spikes"}
+            encoding = choose_encoding(graph, calibration, ctx.options.input_encoding)
+            io, in_rep = {"encoding": "spikes"}, {"encoding": "spikes"}
+            if encoding == "current":
+                io, in_rep = current_input_format(graph, calibration, getattr(ctx.options, "input_bits", None))
+            program, layers, rep = self._lower_lif(graph, calibration, split=bool(ctx.options.split_weights), io=io)
+            ctx.report["input"] = in_rep
         ctx.report["quantization"] = rep
         return LoweredLoihi2(graph=graph, program=program, layers=layers, io=io)
 
-    def _lower_lif(self, graph: Graph, calib, split: bool = False):
+    def _lower_lif(self, graph: Graph, calib, split: bool = False, io: dict | None = None):
         check_supported(graph)
+        graded = bool(io and io["encoding"] == "current")
+        # graded input: payloads x_int = x * scale, so weights from the input absorb 1 / scale
+        in_unit = float(io["scale"]) if graded else 1.0
+        in_bits = int(io["message_bits"]) if graded else 0
         stats = group_stats(graph, calib)
         shapes = graph.infer_shapes()
         (inp,) = graph.inputs
@@ -233,7 +243,7 @@ class QuantizeLoihi2(Lowering):
             v_ratio = float(np.max(st["v"] / thr)) if st["v"] is not None else u_ratio
             head = max(1.0, u_ratio, v_ratio) * self.margin
             conns = incoming(graph, name, shapes)
-            R = {c.name: ratios(c, gain, thr, shape) for c in conns}
+            R = {c.name: ratios(c, gain, thr, shape) / (in_unit if c.src == INPUT else 1.0) for c in conns}
             vth_cap = VTH_MAX
             for c in conns:  # the largest Dense weight must fit at the largest exponent
                 r_max = float(np.max(np.abs(R[c.name]))) if R[c.name].size else 0.0
@@ -255,12 +265,13 @@ class QuantizeLoihi2(Lowering):
                     dense.append(LoihiConv(name=c.name, src=c.src, dst=name, weights=w,
                                            in_shape=tuple(shapes[c.src_node]), stride=tuple(syn.stride),
                                            padding=tuple(syn.padding), dilation=tuple(syn.dilation),
-                                           groups=int(syn.groups)))
+                                           groups=int(syn.groups),
+                                           num_message_bits=in_bits if c.src == INPUT else 0))
                     bias = conv_bias(syn, shape)
                 else:
                     w, e, wrep = quantize_weights(R[c.name], vth)
                     dense.append(LoihiDense(name=c.name, src=c.src, dst=name, weights=w, weight_exp=e,
-                                            delays=c.delays))
+                                            delays=c.delays, num_message_bits=in_bits if c.src == INPUT else 0))
                     if split:
                         split_residual(dense, R[c.name], vth, wrep, c.delays)
                     if c.delays is not None:
@@ -322,7 +333,8 @@ class QuantizeLoihi2(Lowering):
                 if d.src == CLOCK and d.weights.shape[1] < n_clock:
                     d.weights = np.pad(d.weights, ((0, 0), (0, n_clock - d.weights.shape[1])))
         mark_sparse(dense, rep, SPARSE_BELOW)
-        program = LoihiProgram(n_inputs=int(np.prod(shapes[inp])), neurons=lifs, synapses=dense)
+        program = LoihiProgram(n_inputs=int(np.prod(shapes[inp])), neurons=lifs, synapses=dense,
+                               input_message_bits=in_bits)
         return program, layers, rep
 
 
@@ -336,7 +348,7 @@ def split_residual(dense: list, R: np.ndarray, vth: int, wrep: dict, delays) -> 
     if np.any(np.abs(rest) * vth >= 2.0 ** (W_EXP_MIN - 1)):
         w2, e2, _ = quantize_weights(rest, vth)
         fine = LoihiDense(name=f"{main.name}.fine", src=main.src, dst=main.dst, weights=w2, weight_exp=e2,
-                          delays=delays)
+                          delays=delays, num_message_bits=main.num_message_bits)
         dense.append(fine)
         got = got + fine.effective_weights() * 2.0 ** e2
     err = got - vth * R

@@ -286,8 +286,12 @@ def delta_encode(x_int: np.ndarray, vth: np.ndarray, cum_error: bool) -> np.ndar
 
 
 def encode_input(io: dict, x: np.ndarray) -> np.ndarray:
-    """Float input (T, B, n) -> the graded messages the host sends (T, B, n) int64."""
-    x_int = np.round(np.asarray(x, dtype=np.float64) * io["scale"]).astype(np.int64)
+    """Float input (T, B, n) -> the graded messages the host sends (T, B, n) int64 (sigma-delta
+    and current-input programs alike)."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.size and not np.all(np.isfinite(x)):
+        raise NeuroCompileError("the input holds NaN or infinite values")
+    x_int = np.round(x * io["scale"]).astype(np.int64)
     if io["encoding"] == "delta":
         msgs = delta_encode(x_int, np.asarray(io["vth"]), io.get("cum_error", False))
     else:
@@ -297,5 +301,5 @@ def encode_input(io: dict, x: np.ndarray) -> np.ndarray:
         raise NeuroCompileError(
             f"input messages reach {np.abs(msgs).max() / io['scale']:.4g}, beyond what the compiled program's "
             f"{io['message_bits']}-bit input carries ({lim / io['scale']:.4g}): recompile with calibration data "
-            f"that covers this input range")
+            f"that covers this input range" + (" or with more --input-bits" if io["encoding"] == "current" else ""))
     return msgs

@@ -36,6 +36,7 @@ from neurocompile.passes import NORMALIZE, CompileOptions, PassContext
 from neurocompile.passes.dense_form import DenseForm
 from neurocompile.passes.fuse_pool_conv import FusePoolIntoConv
 from neurocompile.targets.base import Runner, Target
+from neurocompile.targets.input_encoding import spike_input_hint
 from neurocompile.targets.loihi2 import emulator_fast
 from neurocompile.targets.loihi2.conv import conv_fits
 from neurocompile.targets.loihi2.lava import host as lava_host
@@ -56,6 +57,8 @@ class Loihi2Options(CompileOptions):
     chips: int | None = None
     #: a second matrix per synapse layer holds the rounding residual (~16-bit weights)
     split_weights: bool = False
+    #: payload bits of graded input spikes for a current (direct) input (default 8, up to 24)
+    input_bits: int | None = None
 
 
 # -- runners ---------------------------------------------------------------------------------
@@ -238,7 +241,8 @@ Loihi2Backend, EmulatorBackend, LavaBackend, Loihi2HardwareBackend = (
 
 def spikes_in(artifact, x) -> np.ndarray:
     """The program's input, (T, B, n_in), accepting the model's original input shape: 0/1
-    spikes, or for sigma-delta programs the graded messages the host sends (int64)."""
+    spikes, or for current-input and sigma-delta programs the graded payloads the host sends
+    (int64, from the float input: ``payload["io"]``)."""
     graph = artifact.graph
     xs = batched_input(graph, x, flat=True)
     (inp,) = graph.inputs
@@ -246,7 +250,9 @@ def spikes_in(artifact, x) -> np.ndarray:
     if io["encoding"] != "spikes":
         return encode_input(io, xs)
     if not np.all((xs == 0) | (xs == 1)):
-        raise NeuroCompileError("Loihi 2 inputs are spikes: the input must hold only 0 and 1", node=inp)
+        where = str(artifact.path) if getattr(artifact, "path", None) else "ARTIFACT"
+        raise NeuroCompileError("this artifact was compiled for spike input (0/1) and the input holds other "
+                                "values: " + spike_input_hint(where), node=inp)
     return xs
 
 
