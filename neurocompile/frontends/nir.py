@@ -28,7 +28,7 @@ from neurocompile.ir.graph import Graph
 from neurocompile.ir.time_units import check_time_units
 from neurocompile.utils.atomic import atomic_path
 from neurocompile.utils.files import open_regular
-from neurocompile.utils.outputs import claim_output
+from neurocompile.utils.outputs import claim_output, mark_hdf5
 
 DEFAULT_DT = 1e-4
 META = "neurocompile."
@@ -371,3 +371,4 @@ def write_nir(graph: Graph, path: str | Path) -> None:
     ng = to_nir(graph)
     with atomic_path(path) as tmp:
         nir.write(str(tmp), ng)
+        mark_hdf5(tmp, "nir")

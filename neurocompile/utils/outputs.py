@@ -15,7 +15,8 @@ The rules, in order:
 * an absent path, or an empty directory, may be written;
 * an existing path is replaced only when it holds an earlier output of the same kind,
   recognised by its marker (an artifact's ``manifest.json``, a report's ``report.json``, the
-  marker file of a data directory or IR dump, the marker array of an outputs file);
+  marker file of a data directory or IR dump, the marker array of an outputs file, the root
+  attribute ``neurocompile_format`` of a NIR or netx file);
   ``force=True`` also replaces an earlier neurocompile output of another kind;
 * anything else (a user's directory, a foreign file) is refused with the reason.
 """
@@ -39,7 +40,37 @@ DIR_KINDS = {
     "ir-dump": ("neurocompile-ir.json", "neurocompile.ir-dump"),
 }
 #: kinds of file output -> format recorded inside the file (None: the file cannot carry a marker)
-FILE_KINDS = {"outputs": "neurocompile.outputs", "array": None, "nir": None, "netx": None}
+FILE_KINDS = {"outputs": "neurocompile.outputs", "array": None, "nir": "neurocompile.nir",
+              "netx": "neurocompile.netx"}
+#: root attribute of the HDF5 files neurocompile writes (NIR, netx) naming their kind
+HDF5_MARKER = "neurocompile_format"
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def mark_hdf5(path, kind: str) -> None:
+    """Record ``kind`` in the root attributes of the HDF5 file at ``path`` (before it is moved
+    into place), so that a later command may replace it."""
+    import h5py
+
+    with h5py.File(path, "a") as f:
+        f.attrs[HDF5_MARKER] = FILE_KINDS[kind]
+
+
+def _hdf5_kind(path: Path) -> str | None:
+    """The kind recorded by :func:`mark_hdf5`, reading only the root attributes (no links are
+    followed, no data read); None for other files or without h5py."""
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(8) != _HDF5_SIGNATURE:
+                return None
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            fmt = f.attrs.get(HDF5_MARKER)
+    except Exception:  # noqa: BLE001 - unreadable or not ours: not a neurocompile output
+        return None
+    fmt = fmt.decode() if isinstance(fmt, bytes) else fmt
+    return next((k for k, v in FILE_KINDS.items() if v is not None and v == fmt and k in ("nir", "netx")), None)
 
 
 def marker(kind: str) -> tuple[str, dict]:
@@ -68,6 +99,8 @@ def output_kind(path: Path) -> str | None:
             with zipfile.ZipFile(path) as z:
                 if f"{NPZ_MARKER}.npy" in z.namelist():
                     return "outputs"
+        if path.is_file() and path.stat().st_size < 4 << 30:
+            return _hdf5_kind(path)
     except OSError:
         return None
     return None

@@ -189,3 +189,9 @@ def test_api_save_and_write_nir_check_too(tmp_path, user_dir):
     assert snapshot(user_dir) == before
     write_nir(graph, tmp_path / "new.nir")
     assert nc.load_model(str(tmp_path / "new.nir")).nodes.keys() == graph.nodes.keys()
+    write_nir(graph, tmp_path / "new.nir")  # its own earlier file (root attribute marker) is replaced
+    foreign = tmp_path / "paper.nir"
+    foreign.write_bytes(LIF.read_bytes())   # a NIR file we did not write is not
+    with pytest.raises(NeuroCompileError, match="not a neurocompile output"):
+        write_nir(graph, foreign)
+    assert foreign.read_bytes() == LIF.read_bytes()

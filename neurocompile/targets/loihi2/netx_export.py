@@ -34,6 +34,7 @@ import numpy as np
 from neurocompile.errors import NeuroCompileError, UnsupportedError
 from neurocompile.targets.loihi2.program import INPUT, LoihiConv, LoihiDense, LoihiLIF, LoihiProgram
 from neurocompile.utils.atomic import atomic_path
+from neurocompile.utils.outputs import FILE_KINDS, HDF5_MARKER
 
 NETX_BIAS_EXP = 6
 NETX_MAX_DELAY = 62
@@ -234,6 +235,7 @@ def write_netx(program: LoihiProgram, path: str | Path, *, source: str | None = 
         with h5py.File(tmp, "w") as f:
             _write(f, lays)
             f.attrs["generator"] = "neurocompile export --format netx"
+            f.attrs[HDF5_MARKER] = FILE_KINDS["netx"]
     return path
 
 

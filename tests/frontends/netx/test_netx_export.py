@@ -102,3 +102,20 @@ def test_cli_refuses_to_overwrite_a_foreign_file(tmp_path):
     r = CliRunner().invoke(cli, ["export", str(art), "--format", "netx", "-o", str(foreign)])
     assert r.exit_code == 2 and "refusing to replace" in r.output
     assert foreign.read_bytes() == b"not ours"
+
+
+def test_cli_replaces_its_own_export_but_not_a_lava_dl_file(tmp_path):
+    """An exported file carries the root attribute ``neurocompile_format``: exporting again to the
+    same path replaces it; lava-dl's own network (no marker) is never replaced."""
+    _, art = _compile(DATA / "oxford_dense.net", tmp_path)
+    out = _export(art, tmp_path / "x.net")
+    with h5py.File(out, "r") as f:
+        assert f.attrs["neurocompile_format"] == "neurocompile.netx"
+    first = out.read_bytes()
+    _export(art, out)
+    assert out.read_bytes() == first  # deterministic, and replaced without complaint
+    theirs = tmp_path / "theirs.net"
+    theirs.write_bytes((DATA / "oxford_dense.net").read_bytes())
+    r = CliRunner().invoke(cli, ["export", str(art), "--format", "netx", "-o", str(theirs)])
+    assert r.exit_code == 2 and "refusing to replace" in r.output
+    assert theirs.read_bytes() == (DATA / "oxford_dense.net").read_bytes()
