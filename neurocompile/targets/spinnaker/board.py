@@ -65,7 +65,8 @@ def board_status() -> tuple[bool, str]:
 
 def run_on_board(program_dir: Path, x: np.ndarray, n_ticks: int, *, record_v: bool = False,
                  simulator: str = "spiNNaker", timeout: float | None = None) -> dict[str, np.ndarray]:
-    """Run ``run_pynn.py`` of ``program_dir`` on input spikes ``x`` (T, batch, n); return its npz."""
+    """Run ``run_pynn.py`` of ``program_dir`` on input ``x`` (T, batch, n): 0/1 spikes, or the float
+    input of a direct-input program (written as float64); return its npz."""
     if simulator.lower() == "spinnaker":
         ok, why = board_status()
         if not ok:
@@ -76,7 +77,7 @@ def run_on_board(program_dir: Path, x: np.ndarray, n_ticks: int, *, record_v: bo
     with tempfile.TemporaryDirectory(prefix="nc-spinnaker-") as tmp:
         inp = Path(tmp) / "x.npy"
         out = Path(tmp) / "out.npz"
-        np.save(inp, np.asarray(x, dtype=np.uint8))
+        np.save(inp, _as_saved(x))
         cmd = [sys.executable, str(script), "--input", str(inp), "--output", str(out),
                "--simulator", simulator, "--ticks", str(n_ticks)] + (["--record-v"] if record_v else [])
         proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, timeout=timeout)
@@ -87,18 +88,26 @@ def run_on_board(program_dir: Path, x: np.ndarray, n_ticks: int, *, record_v: bo
             return {k: z[k] for k in z.files}
 
 
+def _as_saved(x) -> np.ndarray:
+    """0/1 spikes as uint8; anything else (a direct input) as float64, bit for bit."""
+    x = np.asarray(x)
+    return x.astype(np.uint8) if np.all((x == 0) | (x == 1)) else x.astype(np.float64)
+
+
 def mapping_report(program_dir: Path, n_inputs: int, n_ticks: int, *,
-                   timeout: float | None = None) -> dict:
+                   timeout: float | None = None, x: np.ndarray | None = None) -> dict:
     """Map the program with sPyNNaker (on whatever ``~/.spynnaker.cfg`` selects; a virtual board
     maps and generates data without running) and return what it chose: ring-buffer shifts, weight
-    scales, neuron parameter words, 16-bit synaptic words, placements, SDRAM and mapping time."""
+    scales, neuron parameter words, 16-bit synaptic words, the current-source data, placements,
+    SDRAM and mapping time. ``x`` (T, batch, n) is the input the network is built with (its first
+    sample; default no spikes)."""
     if importlib.util.find_spec("spynnaker") is None:
         raise BackendError("sPyNNaker is not installed (pip install sPyNNaker pyNN)")
     script = Path(program_dir) / "run_pynn.py"
     with tempfile.TemporaryDirectory(prefix="nc-spinnaker-map-") as tmp:
         inp = Path(tmp) / "x.npy"
         out = Path(tmp) / "map.json"
-        np.save(inp, np.zeros((1, 1, n_inputs), dtype=np.uint8))
+        np.save(inp, np.zeros((1, 1, n_inputs), dtype=np.uint8) if x is None else _as_saved(x))
         cmd = [sys.executable, str(script), "--input", str(inp), "--output", str(out),
                "--ticks", str(n_ticks), "--mapping-report"]
         proc = subprocess.run(cmd, cwd=tmp, capture_output=True, text=True, timeout=timeout)

@@ -2,19 +2,66 @@
 
 ``mapping`` is the JSON that ``run_pynn.py --mapping-report`` writes (see ``board.mapping_report``):
 per population the ring-buffer shifts, weight scales and neuron parameter words sPyNNaker
-generated, per projection the 16-bit synaptic words, and the placements. Every difference is
-listed; an empty list means the prediction was exact.
+generated, per projection the 16-bit synaptic words, the current-source region of every core
+(decoded), and the placements. Every difference is listed; an empty list means the prediction was
+exact.
+
+For a direct-input program the mapping is built with the first sample of an input ``x``; the
+prediction is :func:`.host_input.plan` of the same ``x``: the ``i_offset``/``isyn_exc`` words of
+that sample and, when some sample varies in time, one step source per neuron whose ticks and
+S1615 words (read back from the generated region) must equal the predicted table.
 """
 from __future__ import annotations
 
 import numpy as np
 
+from neurocompile.targets.spinnaker import host_input as H
 from neurocompile.targets.spinnaker.program import RAW_FIELDS, Program
 
 
-def compare_mapping(prog: Program, mapping: dict) -> dict:
-    """{"mismatches": [...], "sdram_ratio": {...}, "cores": n, "chips": n} (ratio = actual/estimate)."""
+def _check_currents(prog: Program, mapping: dict, x, bad: list[str]) -> dict[str, int]:
+    """Compare the host input's words; returns the predicted current-source SDRAM per population."""
+    plans = H.plan(prog.host_entries(), np.asarray(x, dtype=np.float64))
+    stepping = H.any_step(plans)
+    per_core = int(prog.report.get("resources", {}).get("neurons_per_core", 256))
+    extra = {}
+    for hp in plans:
+        got = mapping["populations"][hp["pop"]]
+        for f in ("i_offset", "isyn_exc"):
+            if f in got["raw"] and not np.array_equal(got["raw"][f], hp[f][0]):
+                bad.append(f"{hp['pop']}.{f}: the words of sample 0 differ from the host input's")
+        cores = got.get("current_sources", [])
+        n = prog.population(hp["pop"]).size
+        if not stepping:
+            if any(c.get("n_sources", 0) for c in cores):
+                bad.append(f"{hp['pop']}: current sources generated where none were predicted")
+            continue
+        have = {}
+        for c in cores:
+            if c.get("error"):
+                bad.append(f"{hp['pop']}: current-source region: {c['error']}")
+                continue
+            for j, srcs in enumerate(c.get("neurons", [])):
+                have[c["lo"] + j] = srcs
+        for j in range(n):
+            want = (hp["times"][0, j].tolist(), hp["amps"][0, j].tolist())
+            srcs = have.get(j, [])
+            if len(srcs) != 1 or list(map(list, srcs[0])) != [want[0], want[1]]:
+                bad.append(f"{hp['pop']}[{j}]: step current source {srcs} != predicted {want}")
+                break
+        K = hp["times"].shape[2]
+        extra[hp["pop"]] = sum(H.sdram_bytes(n, min(per_core, n - lo), [K] * n) for lo in range(0, n, per_core))
+    return extra
+
+
+def compare_mapping(prog: Program, mapping: dict, x=None) -> dict:
+    """{"mismatches": [...], "sdram_ratio": {...}, "cores": n, "chips": n} (ratio = actual/estimate);
+    ``x`` is the input the mapping was built with (direct-input programs)."""
     bad: list[str] = []
+    host_pops = {e.pop for e in prog.host_input.entries} if prog.host_input is not None else set()
+    if host_pops and x is None:
+        raise ValueError("a direct-input program's mapping is checked against its input x")
+    extra = _check_currents(prog, mapping, x, bad) if host_pops else {}
     for p in prog.populations:
         got = mapping["populations"][p.name]
         if got["shifts"] != prog.shifts[p.name]:
@@ -22,6 +69,8 @@ def compare_mapping(prog: Program, mapping: dict) -> dict:
         if got["weight_scales"] != [2.0 ** (15 - s) for s in prog.shifts[p.name]]:
             bad.append(f"{p.name}: weight scales {got['weight_scales']}")
         for f in RAW_FIELDS:
+            if p.name in host_pops and f in ("i_offset", "isyn_exc"):
+                continue   # the sample's words, compared above
             if f in got["raw"] and not np.array_equal(got["raw"][f], p.raw[f]):
                 bad.append(f"{p.name}.{f}: parameter words differ")
         if not np.array_equal(got["raw"]["refract_timer"], p.refract_timer):
@@ -46,6 +95,7 @@ def compare_mapping(prog: Program, mapping: dict) -> dict:
         bad.append("two populations were placed on the same core")
     if mapping["chips"] < res["chips"]:
         bad.append(f"{mapping['chips']} chips used, below the predicted lower bound {res['chips']}")
-    ratio = {name: sum(c["sdram"] for c in v["cores"]) / res["sdram_bytes"][name] for name, v in cores.items()}
+    ratio = {name: sum(c["sdram"] for c in v["cores"]) / (res["sdram_bytes"][name] + extra.get(name, 0))
+             for name, v in cores.items()}
     return {"mismatches": bad, "sdram_ratio": ratio, "cores": mapping["cores"], "chips": mapping["chips"],
             "predicted_cores": res["total_cores"], "predicted_chips_lower_bound": res["chips"]}

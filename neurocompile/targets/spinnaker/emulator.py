@@ -32,6 +32,13 @@ per tick, ``n_steps_per_timestep = 1``), in the order the C code runs it:
    tick ``t``. (On a real machine a packet that arrives after the next tick has started lands one
    slot late; the emulator models the intended, on-time case.)
 
+4. **Host current** (a program with ``host_input``, :mod:`.host_input`): per sample the words of
+   :func:`.host_input.plan`. Offset mode replaces the population's ``I_offset`` (and, for
+   ``IF_curr_exp``, the start value of ``isyn_exc``) by the sample's words; step mode adds, in
+   step 2's sum ``exc - inh + I_offset + current_offset``, the word of ``current_source_step.h``:
+   at tick ``t``, ``if (t >= times[index]) { last = amps[index]; index++ }``, starting from
+   ``index = 0, last = 0`` -- read every tick, used only outside the refractory period.
+
 All states are raw 32-bit words in int64 arrays of shape (batch, neurons).
 """
 from __future__ import annotations
@@ -41,6 +48,7 @@ import dataclasses
 import numpy as np
 
 from neurocompile.targets.spinnaker import fixed as F
+from neurocompile.targets.spinnaker import host_input as H
 from neurocompile.targets.spinnaker.program import Program
 
 SAT = 0xFFFF
@@ -58,6 +66,8 @@ class ChipRun:
     i_exc: dict[str, np.ndarray]
     i_inh: dict[str, np.ndarray]
     saturations: dict[str, int]
+    #: host-driven populations, when recorded: I_offset + current_offset of each tick (raw)
+    i_host: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
 
 
 def _matrix(pr, shape):
@@ -98,20 +108,46 @@ class _PopState:
         self.saturations = 0
 
 
-def run_program(program: Program, spikes_in: np.ndarray, n_ticks: int | None = None, *,
+class _StepSource:
+    """The ``StepCurrentSource`` of every neuron of one population, for every sample."""
+
+    def __init__(self, times: np.ndarray, amps: np.ndarray):
+        self.times, self.amps = times, amps
+        self.index = np.zeros(times.shape[:2], dtype=np.int64)
+        self.last = np.zeros(times.shape[:2], dtype=np.int64)
+
+    def offset(self, t: int) -> np.ndarray:
+        due = t >= np.take_along_axis(self.times, self.index[..., None], axis=2)[..., 0]
+        amp = np.take_along_axis(self.amps, self.index[..., None], axis=2)[..., 0]
+        self.last = np.where(due, amp, self.last)
+        self.index = self.index + due
+        return self.last
+
+
+def run_program(program: Program, x_in: np.ndarray, n_ticks: int | None = None, *,
                 record_v: bool = False, record_i: bool = False,
-                progress=None) -> ChipRun:
-    """Run ``program`` on input spikes ``(T, batch, n_in)`` (0/1) for ``n_ticks`` ticks
-    (default ``T + max latency``)."""
-    x = np.asarray(spikes_in)
+                progress=None, host_plan: list[dict] | None = None) -> ChipRun:
+    """Run ``program`` on its input ``(T, batch, n_in)`` for ``n_ticks`` ticks (default ``T + max
+    latency``): 0/1 spikes, or for a program with ``host_input`` the float input (whose words
+    :func:`.host_input.plan` computes, unless ``host_plan`` gives them)."""
+    x = np.asarray(x_in)
     if x.ndim != 3:
-        raise ValueError("spikes_in must be (T, batch, n_inputs)")
+        raise ValueError("the input must be (T, batch, n_inputs)")
     T, B, _ = x.shape
     n_ticks = T + program.max_latency if n_ticks is None else int(n_ticks)
     depth = program.max_delay + 1
     shifts = program.shifts
     ts = np.int64(F.s1615_from_host(program.timestep_ms))
     states = {p.name: _PopState(p, B, depth, ts) for p in program.populations}
+    steps: dict[str, _StepSource] = {}
+    if program.host_input is not None:
+        plans = host_plan if host_plan is not None else H.plan(program.host_entries(), x)
+        for hp in plans:
+            st = states[hp["pop"]]
+            st.i_offset = hp["i_offset"]
+            st.syn[0] = hp["isyn_exc"]
+            steps[hp["pop"]] = _StepSource(hp["times"], hp["amps"])
+    out_ih = {n: np.zeros((n_ticks, B, states[n].pop.size), dtype=np.int64) for n in steps} if record_i else {}
     proj_mats = []
     for pr in program.projections:
         shape = (program.size_of(pr.pre), program.size_of(pr.post))
@@ -148,7 +184,12 @@ def run_program(program: Program, spikes_in: np.ndarray, n_ticks: int | None = N
                 out_ie[name][t] = exc
                 out_ii[name][t] = inh
             active = st.timer <= 0
-            current = F.wrap32(exc - inh + st.i_offset)
+            offset = st.i_offset
+            if name in steps:
+                offset = F.wrap32(offset + steps[name].offset(t))
+                if record_i:
+                    out_ih[name][t] = offset
+            current = F.wrap32(exc - inh + offset)
             alpha = F.wrap32(F.mul_k(current, st.R) + st.v_rest)
             v_new = F.wrap32(alpha - F.mul_k(st.exp_tc, F.wrap32(alpha - st.v)))
             st.v = np.where(active, v_new, st.v)
@@ -167,6 +208,8 @@ def run_program(program: Program, spikes_in: np.ndarray, n_ticks: int | None = N
         # 3. spikes of this tick (sources and neurons) land in slot t + delay
         for s in program.sources:
             if s.kind == "input":
+                if program.host_input is not None:   # pragma: no cover - the lowering makes one or the other
+                    raise ValueError("a program with a host input has no input spike source")
                 fired[s.name] = x[t] > 0 if t < T else np.zeros((B, s.size), dtype=bool)
             else:
                 fired[s.name] = np.broadcast_to(t >= np.asarray(s.first_tick), (B, s.size))
@@ -179,4 +222,4 @@ def run_program(program: Program, spikes_in: np.ndarray, n_ticks: int | None = N
         if progress:
             progress(t + 1, n_ticks)
     return ChipRun(n_ticks=n_ticks, spikes=out_spk, v=out_v, i_exc=out_ie, i_inh=out_ii,
-                   saturations={n: st.saturations for n, st in states.items()})
+                   saturations={n: st.saturations for n, st in states.items()}, i_host=out_ih)

@@ -20,6 +20,8 @@ NEURONS_PER_CORE = 256
 
 @dataclasses.dataclass(frozen=True)
 class SpiNNakerOptions(CompileOptions):
+    # ``input_encoding`` ("spikes", "current", None = auto) is a common CompileOptions field; the
+    # lowering reads it for the direct (host-driven current) input
     #: head-room over the calibrated peak input when choosing ring-buffer shifts
     margin: float = 1.25
     #: IF neurons: the width (mV) of the window IF_curr_delta integrates in
@@ -44,6 +46,15 @@ class LoweredSpiNNaker:
         for pr in self.program.projections:
             if pr.pre not in names or pr.post not in names:
                 raise NeuroCompileError(f"projection {pr.pre}->{pr.post} names a missing population")
+        host = self.program.host_input
+        if host is not None:
+            if any(s.kind == "input" for s in self.program.sources):
+                raise NeuroCompileError("the SpiNNaker program has both a host input and an input spike source")
+            pops = {p.name: p for p in self.program.populations}
+            for e in host.entries:
+                if e.pop not in pops or e.pre.shape[0] != pops[e.pop].size:
+                    raise NeuroCompileError(f"the host input drives '{e.pop}', which is not a population of "
+                                            "that size")
 
     def dump(self, directory: Path) -> None:
         self.program.save(directory)

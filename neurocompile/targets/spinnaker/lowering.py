@@ -58,6 +58,26 @@ raises unless the option ``recurrent_bias="from_step_0"`` accepts it. A group wi
 the timer counts down, so the membrane stays at its initial value until the graph's step 0
 reaches the group, while the synaptic state keeps decaying as the chip always does.
 
+Input
+-----
+``input_encoding`` (a common compile option; None: ``"current"`` when the calibration samples hold
+any value other than 0/1 or the graph is an ONNX conversion with current input, see
+:func:`neurocompile.targets.input_encoding.choose_encoding`):
+
+* ``"spikes"``: the input is a ``SpikeSourceArray`` (step t sent at tick t) with projections into
+  the first groups, like any other hop.
+* ``"current"`` (direct, analog input): the first synapse layer -- every matrix from the graph
+  input into a group -- is computed on the host in float64 (:mod:`.host_input`, recorded as the
+  program's ``host_input``) and enters the first groups as a current: per sample either their
+  ``I_offset`` word (input constant in time) or one ``StepCurrentSource`` per neuron. The timing
+  keeps the latency scheme: graph step t reaches a group of latency L at tick L + t, as if it had
+  come through a one-tick hop; such a group is held for L ticks by its initial refractory count.
+  The scale of a first group follows the calibrated peak of its drive (which includes the analog
+  input), as for every group, so the calibration samples are required. A first CubaLIF group needs
+  the input filtered by its synaptic current, which an injected current bypasses: a constant input
+  goes in like a bias (``I_offset`` plus a decaying start value of the chip's synaptic state), a
+  time-varying one is filtered on the host (``i[t] = alpha i[t-1] + (1 - alpha) w_in u[t]``).
+
 Not expressible (``UnsupportedError`` naming the node): reset by subtraction or no reset,
 ``v_threshold <= 0`` or ``<= v_reset``, non-spiking readouts (LI, CubaLI, Integrator), Delay nodes,
 feedback into an earlier group, decays outside (0, 1).
@@ -76,9 +96,13 @@ from neurocompile.ir.graph import Graph
 from neurocompile.ir.time_units import check_resolution
 from neurocompile.passes.activity import neuron_drive_stats
 from neurocompile.passes.base import Lowering, PassContext
+from neurocompile.targets.input_encoding import choose_encoding, input_range
 from neurocompile.targets.spinnaker import fixed as F
+from neurocompile.targets.spinnaker import host_input as H
 from neurocompile.targets.spinnaker.lowered import NEURONS_PER_CORE, LoweredSpiNNaker
 from neurocompile.targets.spinnaker.program import (
+    HostDrive,
+    HostInput,
     Population,
     Program,
     Projection,
@@ -226,9 +250,16 @@ class QuantizeSpiNNaker(Lowering):
         per_core = int(opts.neurons_per_core)
         shapes = graph.infer_shapes()
         (inp,) = graph.inputs
+        encoding = choose_encoding(graph, opts.calibration, getattr(opts, "input_encoding", None))
+        if encoding == "current":
+            input_range(graph, opts.calibration)   # the first groups' scales need the analog range
         stats = neuron_drive_stats(graph, opts.calibration)
         syns = _synapses(graph, shapes)
         lat = longest_hops(graph, syns)
+        # direct input: the synapse layer from the input is the host's, not a projection
+        host_syns = [s for s in syns if s.pre == inp] if encoding == "current" else []
+        syns = [s for s in syns if not any(s is h for h in host_syns)]
+        host_driven = {s.post for s in host_syns}
         delays = {}
         for s in syns:
             d = lat[s.post] - lat[s.pre] + (1 if s.recurrent else 0)
@@ -245,7 +276,7 @@ class QuantizeSpiNNaker(Lowering):
         # absent at step 0: keep the two kinds of bias apart
         bias_ff: dict[str, np.ndarray] = {}
         bias_rec: dict[str, np.ndarray] = {}
-        for sy in syns:
+        for sy in syns + host_syns:   # an input Affine's bias stays the group's i_offset
             if np.any(sy.bias):
                 into = bias_rec if sy.recurrent else bias_ff
                 into[sy.post] = into.get(sy.post, 0.0) + sy.bias
@@ -263,7 +294,7 @@ class QuantizeSpiNNaker(Lowering):
             n = shapes[g][0]
             bias = (np.broadcast_to(bias_ff.get(g, 0.0), (n,)).astype(float),
                     np.broadcast_to(bias_rec.get(g, 0.0), (n,)).astype(float))
-            args = (graph, g, node, n, stats[g], lat[g], margin, if_window, ts, bias)
+            args = (graph, g, node, n, stats[g], lat[g], margin, if_window, ts, bias, g in host_driven)
             pop, gain, rep = self._group(*args, boost=1.0)
             # keep sPyNNaker's worst-case ring-buffer sum (max weight x fan-in, per projection)
             # below RB_LIMIT nA so that the left shift stays <= 14 and word << shift fits an accum
@@ -288,28 +319,32 @@ class QuantizeSpiNNaker(Lowering):
                         post_idx=post_i.astype(np.int64), weight=np.abs(W[post_i, pre_i]),
                         w_int=np.zeros(post_i.size, dtype=np.int64)))
         projs, shifts, qrep = _quantize_weights(raw_projs, [p.name for p in pops])
-        sources = [Source(name=inp, kind="input", size=shapes[inp][0])]
+        n_in = int(shapes[inp][0])
+        host = _host_input(host_syns, {p.name: p for p in pops}, gains, graph, ts, n_in)
+        sources = [] if host else [Source(name=inp, kind="input", size=n_in)]
         outputs = {}
         for o in graph.outputs:
             (p,) = graph.predecessors(o)
             outputs[o] = p
         program = Program(timestep_ms=TIMESTEP_MS, time_scale_factor=1, graph_dt=graph.dt,
                           populations=pops, sources=sources, projections=projs, shifts=shifts,
-                          outputs=outputs, input_name=inp)
+                          outputs=outputs, input_name=inp, host_input=host)
         resources = estimate_resources(program, per_core)
+        in_rep = _input_report(program, graph, opts.calibration, per_core, encoding)
         rep = {"timestep_ms": TIMESTEP_MS, "time_scale_factor": 1,
                "graph_time_per_tick_s": graph.dt,
                "board_slowdown_vs_graph_time": (1e-3 / graph.dt) if graph.dt else None,
                "latency": {p.name: p.latency for p in pops},
                "output_shift_ticks": {o: lat[p] for o, p in outputs.items()},
                "groups": reports, "ring_buffer_shifts": shifts, "weights": qrep,
-               "resources": resources}
+               "resources": resources, "input": in_rep}
         program.report = rep
         ctx.report["spinnaker"] = rep
+        ctx.report["input"] = in_rep
         return LoweredSpiNNaker(graph=graph, program=program)
 
     # -- one neuron group -------------------------------------------------------------------
-    def _group(self, graph, g, node, n, st, latency, margin, if_window, ts, biases, boost):
+    def _group(self, graph, g, node, n, st, latency, margin, if_window, ts, biases, host_driven, boost):
         bias = biases[0] + biases[1]
         thr = _uni(node, g, "v_threshold", n)
         vreset = _uni(node, g, "v_reset", n)
@@ -399,7 +434,8 @@ class QuantizeSpiNNaker(Lowering):
                 gain = scale * r
                 raw["i_offset"] = _raw(gain * bias)
                 model = "IF_curr_delta"
-        if np.any(raw["i_offset"] != 0) or np.any(raw["v_rest"] != 0 if not isinstance(node, N.IF) else False):
+        if (host_driven or np.any(raw["i_offset"] != 0)
+                or np.any(raw["v_rest"] != 0 if not isinstance(node, N.IF) else False)):
             hold[:] = latency   # keep the membrane still until the graph's step 0 arrives
         if node.compare == "gt":
             raw["v_thresh"] = raw["v_thresh"] + 1
@@ -411,6 +447,78 @@ class QuantizeSpiNNaker(Lowering):
                          offset=np.asarray(offset, float) * np.ones(n), cur_scale=cur_scale,
                          compare=node.compare)
         return pop, np.asarray(gain, float) * np.ones(n), rep
+
+
+def _host_input(host_syns: list[_Syn], pops: dict[str, Population], gains, graph: Graph, ts,
+                n_in: int) -> HostInput | None:
+    """The first synapse layer for the host: per driven group, the summed matrix from the input
+    as padded rows of nonzero weights, and the factors from graph units to chip words."""
+    if not host_syns:
+        return None
+    entries = []
+    for g in dict.fromkeys(s.post for s in host_syns):
+        pop = pops[g]
+        W = sum(s.matrix for s in host_syns if s.post == g)
+        nz = W != 0
+        m = max(1, int(nz.sum(axis=1).max(initial=0)))
+        pre = np.zeros((pop.size, m), dtype=np.int64)
+        w = np.zeros((pop.size, m))
+        for j in range(pop.size):
+            (idx,) = np.nonzero(nz[j])
+            pre[j, :idx.size] = idx
+            w[j, :idx.size] = W[j, idx]
+        node = graph.nodes[g]
+        zeros = np.zeros(pop.size)
+        # |R * word| <= host_input.LIMIT: R = kdivk(tau_m, cm) (1.0 for LIF/CubaLIF, 16384 for IF)
+        R = F.lif_init(pop.raw["tau_m"], pop.raw["cm"], pop.raw["tau_refrac"], ts)["R"]
+        limit = np.floor(H.LIMIT * float(F.ONE) / R.astype(float))
+        if pop.model == "IF_curr_exp":
+            alpha = np.broadcast_to(N.decay_factor(np.asarray(node.tau_syn, float), graph.dt,
+                                                   graph.discretization), (pop.size,)).astype(float)
+            w_in = _uni(node, g, "w_in", pop.size)
+            decay = F.exp_synapse_init(pop.raw["tau_syn_E"], ts)[0] / 2.0 ** 32
+            entries.append(HostDrive(
+                pop=g, latency=pop.latency, filter="exp", pre=pre, w=w, gain=pop.cur_scale.copy(),
+                g_off=pop.cur_scale * w_in, g_syn=-pop.cur_scale * w_in * decay ** (1 - pop.latency),
+                a=alpha, c=(1 - alpha) * w_in, limit=limit))
+        else:
+            entries.append(HostDrive(pop=g, latency=pop.latency, filter="none", pre=pre, w=w,
+                                     gain=gains[g].copy(), g_off=gains[g].copy(), g_syn=zeros.copy(),
+                                     a=zeros.copy(), c=zeros.copy(), limit=limit))
+    return HostInput(size=n_in, entries=entries, rounding=H.ROUNDING)
+
+
+def _input_report(program: Program, graph: Graph, calibration, per_core: int, encoding: str) -> dict:
+    """How the program takes its input, and what a direct input costs (cores, SDRAM, host work)."""
+    if program.host_input is None:
+        return {"encoding": "spikes", "mechanism": "SpikeSourceArray (one core)"}
+    x = np.asarray(calibration, dtype=np.float64)
+    T = int(x.shape[0]) if x.ndim >= 2 else 1
+    pops = {}
+    macs = 0
+    for e in program.host_input.entries:
+        p = program.population(e.pop)
+        nnz = int(np.count_nonzero(e.w))
+        macs += nnz
+        n_core = min(p.size, per_core)
+        words = 2 if e.filter == "exp" else 1
+        L = T + 1   # worst case: the word changes at every step, plus the closing entry
+        pops[e.pop] = {
+            "neurons": p.size, "latency": e.latency, "filter": e.filter, "synapses_on_host": nnz,
+            "offset_mode": {"parameter_words_per_neuron_per_sample": words,
+                            "current_source_sdram_bytes_per_core": 4},
+            "step_mode": {"source_words_per_neuron_per_sample": f"2 * (changes + 1) + 3 (<= {2 * (L + 1) + 3} "
+                                                                f"for T = {T})",
+                          "current_source_sdram_bytes_per_core_worst": H.sdram_bytes(p.size, n_core, [L] * p.size),
+                          "dtcm_bytes_per_core_worst": H.step_dtcm_bytes(n_core, L)[0],
+                          "samples_per_mapping_worst": H.samples_per_mapping(n_core, L)}}
+    return {"encoding": "current", "mechanism": "host-computed first layer, injected current",
+            "range": float(np.abs(x).max()) if x.size else 0.0,
+            "populations": pops, "cores": 0, "host_macs_per_step": macs,
+            "rounding": H.ROUNDING,
+            "modes": "offset (input constant in time): the current is the neurons' I_offset, set per sample; "
+                     "step (otherwise): one StepCurrentSource per neuron, its table holding the ticks where the "
+                     "word changes"}
 
 
 def _group_bound(syns, g, gain) -> float:

@@ -1,9 +1,14 @@
 """A SpiNNaker program: PyNN populations, spike sources and projections, with the raw words sPyNNaker
 7.x puts on the chip for them.
 
-It is the common input of the fixed-point emulator (:mod:`.core`), of the PyNN script generator
+It is the common input of the fixed-point emulator (:mod:`.emulator`), of the PyNN script generator
 and of the real-board runner (``neurocompile.targets.spinnaker``). On disk: ``program.json``
 (scalars, names, the report) and ``program.npz`` (arrays), loaded with ``allow_pickle=False``.
+
+Version 2 adds ``host_input`` (absent, ``null``, in programs that take spikes): the first synapse
+layer computed on the host for a direct (analog) input, one :class:`HostDrive` per population it
+drives (``program.json`` ``host_input.entries[k]``, arrays ``hin<k>.*``); :mod:`.host_input` says
+what the host computes from it. Version-1 programs (spike input only) load unchanged.
 
 The ring-buffer left shift of each population and synapse type, and the 16-bit weights, are
 predicted with the same rules as sPyNNaker's host code (``PopulationVertex.get_ring_buffer_shifts``
@@ -35,7 +40,7 @@ from neurocompile.utils.atomic import load_npz, write_json, write_npz
 from neurocompile.utils.files import read_text
 
 FORMAT = "neurocompile.spinnaker_program"
-VERSION = 1
+VERSION = 2
 JSON_NAME = "program.json"
 NPZ_NAME = "program.npz"
 
@@ -93,6 +98,40 @@ class Projection:
 
 
 @dataclasses.dataclass
+class HostDrive:
+    """The host's share of one population's input (see :mod:`.host_input`): row ``j`` of the first
+    synapse layer as its nonzero weights ``w[j]`` (float64, graph units) from inputs ``pre[j]``
+    (ascending, padded with zero weights), and the factors to chip words: ``gain`` (nA per unit of
+    the injected value: the summed input for LIF/IF, the filtered current for CubaLIF),
+    ``g_off``/``g_syn`` (offset mode: ``I_offset`` and, for CubaLIF, the synaptic start value per
+    unit of a constant summed input), for ``filter == "exp"`` the graph's filter ``i[t] = a
+    i[t-1] + c u[t]``, and ``limit``, the largest |word| the neuron takes."""
+    pop: str
+    latency: int
+    filter: str                 # "none" (LIF, IF) or "exp" (CubaLIF: the host filters)
+    pre: np.ndarray             # (n, m) int64
+    w: np.ndarray               # (n, m) float64
+    gain: np.ndarray            # (n,)
+    g_off: np.ndarray           # (n,)
+    g_syn: np.ndarray           # (n,)
+    a: np.ndarray               # (n,)
+    c: np.ndarray               # (n,)
+    limit: np.ndarray           # (n,) largest |word| (raw nA) the neuron takes, see host_input.LIMIT
+
+    ARRAYS = ("pre", "w", "gain", "g_off", "g_syn", "a", "c", "limit")
+
+
+@dataclasses.dataclass
+class HostInput:
+    """The graph input as a host-computed current into the first populations."""
+    size: int
+    entries: list[HostDrive]
+    rounding: str = ""
+    bias: str = ("an input Affine's bias stays in the driven population's raw i_offset (and, for "
+                 "IF_curr_exp, isyn_exc) words; the host adds the input's words to them")
+
+
+@dataclasses.dataclass
 class Program:
     timestep_ms: float
     time_scale_factor: int
@@ -104,6 +143,7 @@ class Program:
     outputs: dict[str, str]                  # graph Output node -> population
     input_name: str
     report: dict[str, Any] = dataclasses.field(default_factory=dict)
+    host_input: HostInput | None = None
 
     # -- queries ----------------------------------------------------------------------------
     def population(self, name: str) -> Population:
@@ -123,6 +163,27 @@ class Program:
             if p.name == name:
                 return p.size
         return self.source(name).size
+
+    @property
+    def input_size(self) -> int:
+        """Elements of the graph input (a spike source's size, or the host input's)."""
+        if self.host_input is not None:
+            return self.host_input.size
+        return self.source(self.input_name).size
+
+    def host_entries(self) -> list[dict]:
+        """The host input as :func:`.host_input.plan` takes it (the script builds the same dicts
+        from program.json/npz): one dict per driven population, with its bias words."""
+        if self.host_input is None:
+            return []
+        out = []
+        for e in self.host_input.entries:
+            pop = self.population(e.pop)
+            d = {f: getattr(e, f) for f in HostDrive.ARRAYS}
+            d.update(pop=e.pop, latency=e.latency, filter=e.filter,
+                     i_offset_raw=pop.raw["i_offset"], isyn_raw=pop.raw["isyn_exc"])
+            out.append(d)
+        return out
 
     @property
     def max_latency(self) -> int:
@@ -151,11 +212,20 @@ class Program:
                 arrays[f"proj{i}.{f}"] = np.asarray(getattr(pr, f))
             projs.append({"name": pr.name, "pre": pr.pre, "post": pr.post, "receptor": pr.receptor,
                           "delay": pr.delay})
+        host = None
+        if self.host_input is not None:
+            entries = []
+            for k, e in enumerate(self.host_input.entries):
+                for f in HostDrive.ARRAYS:
+                    arrays[f"hin{k}.{f}"] = np.asarray(getattr(e, f))
+                entries.append({"pop": e.pop, "latency": e.latency, "filter": e.filter})
+            host = {"size": self.host_input.size, "entries": entries, "rounding": self.host_input.rounding,
+                    "bias": self.host_input.bias}
         doc = {"format": FORMAT, "version": VERSION, "timestep_ms": self.timestep_ms,
                "time_scale_factor": self.time_scale_factor, "graph_dt": self.graph_dt,
                "populations": pops, "sources": [dataclasses.asdict(s) for s in self.sources],
                "projections": projs, "shifts": self.shifts, "outputs": self.outputs,
-               "input_name": self.input_name, "report": _plain(self.report)}
+               "input_name": self.input_name, "host_input": host, "report": _plain(self.report)}
         write_npz(directory / NPZ_NAME, arrays)
         write_json(directory / JSON_NAME, doc)
 
@@ -218,11 +288,35 @@ class Program:
                 raise NeuroCompileError(f"field 'shifts.{k}' must be a list of integers", file=file)
         if not all(isinstance(v, str) for v in doc["outputs"].values()):
             raise NeuroCompileError("field 'outputs' must map output names to population names", file=file)
+        host = None
+        if doc.get("host_input") is not None:
+            h = doc["host_input"]
+            _check_fields(h, _HOST_FIELDS, "host_input.", file)
+            entries = []
+            names = {p.name: p for p in pops}
+            for k, d in enumerate(h["entries"]):
+                where = f"host_input.entries[{k}]"
+                _check_fields(d, _HOST_ENTRY_FIELDS, where + ".", file)
+                _no_extra(d, set(_HOST_ENTRY_FIELDS), where, file)
+                if d["pop"] not in names:
+                    raise NeuroCompileError(f"field '{where}.pop': no population '{d['pop']}'", file=file)
+                if d["filter"] not in ("none", "exp"):
+                    raise NeuroCompileError(f"field '{where}.filter' must be 'none' or 'exp'", file=file)
+                e = HostDrive(**d, **{f: arr(f"hin{k}.{f}", where) for f in HostDrive.ARRAYS})
+                n = names[d["pop"]].size
+                if (e.pre.ndim != 2 or e.pre.shape != e.w.shape or e.pre.shape[0] != n
+                        or any(getattr(e, f).shape != (n,) for f in HostDrive.ARRAYS[2:])):
+                    raise NeuroCompileError(f"field '{where}': arrays do not match population size {n}", file=file)
+                if e.pre.size and (e.pre.min() < 0 or e.pre.max() >= h["size"]):
+                    raise NeuroCompileError(f"field '{where}': input index outside 0..{h['size'] - 1}", file=file)
+                entries.append(e)
+            host = HostInput(size=h["size"], entries=entries, rounding=h.get("rounding", ""),
+                             **({"bias": h["bias"]} if "bias" in h else {}))
         return cls(timestep_ms=doc["timestep_ms"], time_scale_factor=doc["time_scale_factor"],
                    graph_dt=doc["graph_dt"], populations=pops,
                    sources=sources, projections=projs,
                    shifts={k: list(v) for k, v in doc["shifts"].items()}, outputs=doc["outputs"],
-                   input_name=doc["input_name"], report=doc.get("report", {}))
+                   input_name=doc["input_name"], report=doc.get("report", {}), host_input=host)
 
 
 _NUM = (int, float)
@@ -230,7 +324,11 @@ _NUM = (int, float)
 _PROGRAM_FIELDS = {"timestep_ms": (_NUM, True), "time_scale_factor": ((int,), True),
                    "graph_dt": (_NUM + (type(None),), True), "populations": ((list,), True),
                    "sources": ((list,), True), "projections": ((list,), True), "shifts": ((dict,), True),
-                   "outputs": ((dict,), True), "input_name": ((str,), True), "report": ((dict,), False)}
+                   "outputs": ((dict,), True), "input_name": ((str,), True), "report": ((dict,), False),
+                   "host_input": ((dict, type(None)), False)}
+_HOST_FIELDS = {"size": ((int,), True), "entries": ((list,), True), "rounding": ((str,), False),
+                "bias": ((str,), False)}
+_HOST_ENTRY_FIELDS = {"pop": ((str,), True), "latency": ((int,), True), "filter": ((str,), True)}
 _POP_FIELDS = {"name": ((str,), True), "model": ((str,), True), "kind": ((str,), True), "size": ((int,), True),
                "latency": ((int,), True), "compare": ((str,), False)}
 _PROJ_FIELDS = {"name": ((str,), True), "pre": ((str,), True), "post": ((str,), True),

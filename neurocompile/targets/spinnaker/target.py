@@ -1,5 +1,8 @@
 """The ``spinnaker`` target: NORMALIZE + DenseForm + QuantizeSpiNNaker (the lowering to the PyNN
-program); runners ``emulator`` (sPyNNaker 7.x's fixed-point code, default) and ``board``."""
+program); runners ``emulator`` (sPyNNaker 7.x's fixed-point code, default) and ``board``.
+
+An artifact takes either 0/1 spikes or, compiled with a direct (current) input, the float input
+itself: the runners compute the host's first layer (:mod:`.host_input`) from it."""
 from __future__ import annotations
 
 import tempfile
@@ -13,7 +16,9 @@ from neurocompile.ir.interpreter import RunResult
 from neurocompile.passes import NORMALIZE, PassContext
 from neurocompile.passes.dense_form import DenseForm
 from neurocompile.targets.base import Runner, Target
+from neurocompile.targets.input_encoding import spike_input_hint
 from neurocompile.targets.spinnaker import board, nest_runner
+from neurocompile.targets.spinnaker import host_input as H
 from neurocompile.targets.spinnaker.emulator import run_program
 from neurocompile.targets.spinnaker.lowered import LoweredSpiNNaker, SpiNNakerOptions
 from neurocompile.targets.spinnaker.lowering import QuantizeSpiNNaker
@@ -104,26 +109,34 @@ def _program(artifact) -> Program:
 def run_spinnaker(artifact, x, *, probes=(), record_spikes=True, progress=None, runner: str = "emulator"):
     """Run a SpiNNaker artifact on the emulator profile or the board; results on the graph's time base."""
     graph, program = artifact.graph, _program(artifact)
-    xs = spike_input(graph, program, x)
+    xs = program_input(graph, program, x, artifact=_artifact_name(artifact))
+    plans = host_plan(program, xs)
     T, B, _ = xs.shape
     wanted = _parse_probes(graph, program, probes, record_spikes)
     need_v = any(var == "v" for _, var in wanted.values())
     need_i = any(var == "i" for _, var in wanted.values())
     n_ticks = T + program.max_latency
     if runner == "emulator":
-        chip = run_program(program, xs, n_ticks, record_v=need_v, record_i=need_i,
+        chip = run_program(program, xs, n_ticks, record_v=need_v, record_i=need_i, host_plan=plans,
                            progress=(lambda d, n: progress(min(d, T), T)) if progress else None)
-        spikes, v_raw, i_raw = chip.spikes, chip.v, {
-            n: chip.i_exc[n] - chip.i_inh[n] for n in chip.i_exc}
+        spikes, v_raw = chip.spikes, chip.v
+        # the current the neuron integrates: synaptic state plus I_offset (+ the injected current)
+        i_raw = {n: chip.i_exc[n] - chip.i_inh[n] + chip.i_host.get(n, program.population(n).raw["i_offset"])
+                 for n in chip.i_exc}
     elif runner == "board":
         if need_i:
             raise BackendError("sPyNNaker does not record the synaptic current per tick in a "
                                "form this runner reads; probe v or spikes on the board")
+        if plans and H.any_step(plans):
+            _check_step_dtcm(program, plans)
         spikes, v_raw = _board(artifact, program, xs, n_ticks, need_v)
         i_raw = {}
     elif runner == "nest":
         if need_i:
             raise BackendError("the nest runner records spikes and v; probe v or spikes")
+        if program.host_input is not None:
+            raise BackendError("the nest runner takes spike-input programs only; this artifact's direct "
+                               "(current) input runs on the emulator or the board")
         spikes, v_raw = _nest(artifact, program, xs, n_ticks, need_v)
         i_raw = {}
     else:
@@ -142,7 +155,7 @@ def run_spinnaker(artifact, x, *, probes=(), record_spikes=True, progress=None, 
             raw = _align(v_raw[node], pop.latency, T)
             recorded[key] = (raw / 32768.0 - pop.offset) / pop.scale
         else:
-            raw = _align(i_raw[node], pop.latency, T) + pop.raw["i_offset"]
+            raw = _align(i_raw[node], pop.latency, T)
             recorded[key] = raw / 32768.0 / pop.cur_scale
     return RunResult(outputs=outputs, probes=recorded)
 
@@ -184,17 +197,56 @@ def _align(arr: np.ndarray, latency: int, T: int) -> np.ndarray:
     return arr[latency:latency + T]
 
 
-def spike_input(graph, program: Program, x) -> np.ndarray:
-    """The input as (T, batch, n) 0/1 spikes; accepts the model's original input shape too."""
+def program_input(graph, program: Program, x, artifact: str = "ARTIFACT") -> np.ndarray:
+    """The input as (T, batch, n): 0/1 spikes, or for a direct-input program the float values
+    (finite); accepts the model's original input shape too."""
     if isinstance(x, dict):
         if len(x) != 1:
             raise NeuroCompileError("the SpiNNaker program has one input")
         x = next(iter(x.values()))
     x = batched_input(graph, {program.input_name: x}, flat=True)
+    if program.host_input is not None:
+        if x.size and not np.all(np.isfinite(x)):
+            raise NeuroCompileError("the input holds NaN or infinite values", node=program.input_name)
+        return x
     if np.any((x != 0) & (x != 1)):
-        raise NeuroCompileError("SpiNNaker inputs are spike trains: every input value must be 0 or 1 "
-                                "(encode graded inputs as spikes first)", node=program.input_name)
+        raise NeuroCompileError("this SpiNNaker artifact takes 0/1 spikes at its input (compiled with input "
+                                f"encoding 'spikes'); {spike_input_hint(artifact)}", node=program.input_name)
     return x
+
+
+spike_input = program_input   # the name of the first releases
+
+
+def host_plan(program: Program, xs: np.ndarray) -> list[dict] | None:
+    """The host's words for a direct-input program (None for spike input); a current the chip
+    cannot hold is a NeuroCompileError that names the ways out."""
+    if program.host_input is None:
+        return None
+    try:
+        return H.plan(program.host_entries(), xs)
+    except ValueError as err:
+        raise NeuroCompileError(str(err), node=program.input_name) from None
+
+
+def _check_step_dtcm(program: Program, plans: list[dict]) -> None:
+    """Step current sources live in DTCM: refuse a board run whose tables cannot fit one core."""
+    per_core = int(program.report.get("resources", {}).get("neurons_per_core", 256))
+    for hp in plans:
+        if (~hp["offset"]).any():
+            n_core = min(program.population(hp["pop"]).size, per_core)
+            L = hp["times"].shape[2]
+            if H.samples_per_mapping(n_core, L) < 1:
+                need = H.step_dtcm_bytes(n_core, L)[0]
+                raise NeuroCompileError(
+                    f"population '{hp['pop']}': a time-varying direct input needs one StepCurrentSource per "
+                    f"neuron with {L} entries, ~{need} bytes of DTCM a core (budget {H.STEP_DTCM_BUDGET}); hold "
+                    "the input constant over time (the current then goes into I_offset), compile with a smaller "
+                    "neurons_per_core option, or feed spikes (--input-encoding spikes)", node=hp["pop"])
+
+
+def _artifact_name(artifact) -> str:
+    return str(artifact.path) if getattr(artifact, "path", None) else "ARTIFACT"
 
 
 def _parse_probes(graph, program: Program, probes, record_spikes) -> dict[str, tuple[str, str]]:

@@ -107,7 +107,7 @@ def test_artifact_round_trip_and_script(tmp_path):
 def test_inputs_must_be_spikes():
     b = SpiNNakerBackend()
     art = b.compile(read_nir(NIR_PAPER / "lif_norse.nir"))
-    with pytest.raises(NeuroCompileError, match="0 or 1"):
+    with pytest.raises(NeuroCompileError, match="takes 0/1 spikes"):
         b.run(art, np.full((10, 1), 0.5))
 
 
