@@ -4,7 +4,7 @@
 * ``*.onnx``: an ONNX ANN, converted to a spiking network;
 * ``*.net``: a lava-dl netx network (SLAYER's HDF5 export; Loihi integers kept exactly);
 * a directory holding ``graph.json`` (a saved graph) or ``manifest.json`` (an artifact);
-* ``zoo:NAME``: a model shipped with neurocompile (``zoo:digits``);
+* ``zoo:NAME``: a model shipped with neurocompile (``zoo:digits``, ``zoo:digits-conv``);
 * ``path/to/file.py:factory`` or ``package.module:factory``: an snnTorch ``nn.Module`` (or a
   function returning one), with ``weights=`` a state-dict file and ``input_shape=``;
 * a ``torch.nn.Module`` object (Python API), with ``input_shape=``.
@@ -18,7 +18,7 @@ from typing import Any
 from neurocompile.errors import NeuroCompileError
 from neurocompile.ir.graph import Graph
 
-ZOO = {"digits": "neurocompile.zoo.digits"}
+ZOO = {"digits": "neurocompile.zoo.digits", "digits-conv": "neurocompile.zoo.digits_conv"}
 
 
 def load_model(source: Any, *, dt: float | None = None, reset: str | None = None,

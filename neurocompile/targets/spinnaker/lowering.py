@@ -351,6 +351,12 @@ class QuantizeSpiNNaker(Lowering):
         r = _uni(node, g, "r", n)
         drive = np.broadcast_to(st["drive"], (n,)).astype(float)
         vmax_obs = np.broadcast_to(st["v"], (n,)).astype(float) if st["v"] is not None else None
+        if host_driven and n:
+            # a host current scales with the whole group's calibrated peak: a neuron the
+            # calibration samples barely reached (an image border) may see a strong test input
+            drive = np.full(n, float(drive.max()))
+            if vmax_obs is not None:
+                vmax_obs = np.full(n, float(vmax_obs.max()))
         rep = {"model": None, "latency": latency}
         refr = int(node.refractory)
         zeros = np.zeros(n, dtype=np.int64)

@@ -388,3 +388,22 @@ def test_board_refuses_step_tables_beyond_dtcm():
         _check_step_dtcm(prog, plans)
     assert "constant" in str(err.value) and "neurons_per_core" in str(err.value)
     _check_step_dtcm(prog, host_plan(prog, np.broadcast_to(x[:1], x.shape)))
+
+
+def test_input_beyond_the_calibrated_pixels_still_runs():
+    """Calibration samples that light only half of the pixels (as image borders often are dark in
+    training data): the host current's scale follows the group's calibrated peak, so a test image
+    lighting the other half runs (per-neuron scales refused it: 'beyond the +-32768 nA') and
+    tracks the float graph."""
+    g = _snntorch_net("leaky")
+    rng = np.random.default_rng(5)
+    calib = np.broadcast_to(rng.random((16, 16)), (40, 16, 16)).copy()
+    calib[..., 8:] = 0.0
+    b = SpiNNakerBackend()
+    art = b.compile(g, options={"calibration": calib})
+    x = np.broadcast_to(rng.random((4, 16)), (40, 4, 16)).copy()
+    res = b.run(art, x)
+    ref = reference.run(art.graph, x, record_spikes=True)
+    first = f"{art.payload.host_input.entries[0].pop}.out"
+    assert ref.probes[first].sum() > 100
+    assert np.abs(res.probes[first].sum(0) - ref.probes[first].sum(0)).max() <= 2
