@@ -10,9 +10,11 @@ Two halves:
   ``lava.lib.dl.netx`` is imported. This is a test-harness device only.
   ``IN.npy`` is (T, n_in) integers in neurocompile's flat (C, H, W) order; the script feeds them
   through a ``RingBuffer`` source into ``netx.hdf5.Network`` and writes ``spikes`` (T, n_out) of the
-  last layer and, per probed layer index K (of ``net.layers``), ``u{K}``/``v{K}`` (T, size), all in
+  last layer and, per probed layer index K (of ``net.layers``), ``u{K}``/``v{K}`` (T, size; other
+  variables with ``--vars``, e.g. ``sigma,act,residue`` of a SigmaDelta), all in
   the same flat (C, H, W) order, plus the wall time of ``run`` in ``seconds``. The run is always
-  stopped.
+  stopped. An SDNN network whose first layer is netx's ``Input`` block with a ``Delta`` encoder is
+  fed at that Delta's ``a_in`` (the block's own port is not connected inside netx).
 * imported by the tests (main interpreter): :func:`run_netx` calls the script through the Lava
   interpreter and returns its arrays.
 """
@@ -65,6 +67,7 @@ def main(argv) -> int:
     ap.add_argument("out")
     ap.add_argument("--input-bits", type=int, default=0)
     ap.add_argument("--probe", type=int, action="append", default=[])
+    ap.add_argument("--vars", default="u,v", help="variables probed on each --probe layer's neuron")
     args = ap.parse_args(argv)
     _stub_imports()
     from lava.lib.dl import netx
@@ -81,15 +84,21 @@ def main(argv) -> int:
     out_shape = tuple(net.out.shape)
     src = Source(data=_to_lava(x, in_shape).astype(np.int32))
     sink = Sink(shape=out_shape, buffer=T)
-    src.s_out.connect(net.inp)
+    first = net.layers[0]
+    if type(first).__name__ == "Input" and type(first.neuron).__name__ == "Delta":
+        # netx's Input block leaves its own port unconnected: an SDNN network's input goes to the Delta
+        # encoder's a_in, as lava-dl's own tests feed it (test_hdf5.py: test_pilotnet_sdnn)
+        src.s_out.connect(first.neuron.a_in)
+    else:
+        src.s_out.connect(net.inp)
     net.out.connect(sink.a_in)
     monitors = {}
     for k in args.probe:
         neuron = net.layers[k].neuron
-        for var in ("u", "v"):
+        for var in args.vars.split(","):
             m = Monitor()
             m.probe(getattr(neuron, var), T)
-            monitors[(k, var)] = (m, neuron, tuple(neuron.v.shape))
+            monitors[(k, var)] = (m, neuron, tuple(getattr(neuron, var).shape))
     t0 = time.perf_counter()
     try:
         net.run(condition=RunSteps(num_steps=T), run_cfg=Loihi2SimCfg(select_tag="fixed_pt"))
@@ -105,7 +114,8 @@ def main(argv) -> int:
     return 0
 
 
-def run_netx(net_path, x: np.ndarray, *, input_bits: int = 0, probes=(), timeout: float = 1800) -> dict:
+def run_netx(net_path, x: np.ndarray, *, input_bits: int = 0, probes=(), variables=("u", "v"),
+             timeout: float = 1800) -> dict:
     """Run ``net_path`` with netx on Lava (the interpreter from ``tests/lava_util.require_lava``)."""
     import os
     import subprocess
@@ -118,7 +128,8 @@ def run_netx(net_path, x: np.ndarray, *, input_bits: int = 0, probes=(), timeout
     with tempfile.TemporaryDirectory() as tmp:
         inp, out = os.path.join(tmp, "in.npy"), os.path.join(tmp, "out.npz")
         np.save(inp, np.asarray(x, dtype=np.int64))
-        cmd = [py, "-I", os.path.abspath(__file__), str(net_path), inp, out, "--input-bits", str(input_bits)]
+        cmd = [py, "-I", os.path.abspath(__file__), str(net_path), inp, out, "--input-bits", str(input_bits),
+               "--vars", ",".join(variables)]
         for k in probes:
             cmd += ["--probe", str(k)]
         r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=lava_subprocess_env(),

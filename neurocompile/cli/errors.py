@@ -1,4 +1,5 @@
-"""Turn exceptions into one-line messages and exit codes (2: bad input; 1: internal error)."""
+"""Turn exceptions into one-line messages and exit codes (2: bad input or not enough memory; 1: internal
+error)."""
 from __future__ import annotations
 
 import sys
@@ -7,6 +8,7 @@ import traceback
 import click
 
 from neurocompile.errors import NeuroCompileError
+from neurocompile.utils.budget import fmt_bytes, memory_budget
 from neurocompile.utils.extras import missing_extra
 
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
@@ -26,6 +28,11 @@ def report_and_exit(err: BaseException, debug: bool) -> None:
         err = missing_extra(err) or err
     if isinstance(err, NeuroCompileError):
         click.echo(f"error: {one_line(str(err))}", err=True)
+        sys.exit(2)
+    if isinstance(err, MemoryError):  # an allocation the budget checks did not foresee: say so, with the figures
+        budget, source = memory_budget()
+        click.echo(f"error: out of memory: {one_line(str(err)) or 'an allocation failed'} (memory budget "
+                   f"{fmt_bytes(budget)}, {source}; a smaller batch or fewer steps need less)", err=True)
         sys.exit(2)
     click.echo(f"internal error: {type(err).__name__}: {one_line(str(err))} (run with --debug for the traceback)",
                err=True)

@@ -39,7 +39,44 @@ integers themselves are kept in ``graph.metadata["loihi2_fixed"]`` (group -> ``d
 uses instead of choosing its own (:mod:`neurocompile.targets.loihi2.fixed_params`), so a netx
 network compiles bit-exactly to what netx runs on Lava.
 
-Not supported (an error names the layer): SDNN / RF neurons, ``dense_rec``, complex dense,
+Sigma-delta (SDNN) networks
+---------------------------
+A network whose neurons are ``SDNN`` is built by :func:`build_sdnn_graph`, following netx
+(``Network.get_neuron_params`` and the blocks of lava-dl 0.6.0):
+
+* the ``input`` layer's SDNN neuron is Lava's ``Delta`` (``vth = vThMant``, ``spike_exp = 6``,
+  ``state_exp = 6``; netx's input transform and bias are not used). netx's ``Input`` block leaves
+  its own port unconnected: the input goes to that Delta's ``a_in``, as in lava-dl's own tests.
+  The graph gets a ``Delta(vth = vThMant)`` after the Input; on Loihi 2 the host runs it
+  (``payload["io"]``: input ``x`` in netx's integers, messages ``delta(64 x)`` with threshold
+  ``64 vThMant``, which are Lava's ``(delta(x << 12) with vth << 12) >> 6``). Without an input
+  neuron the input is 0/1 spikes (netx's ``input_message_bits = 0``) read by a binary Dense.
+* every other SDNN layer is Lava's ``SigmaDelta`` with ReLU (netx passes no activation:
+  ``activation`` other than ``relu`` is refused), ``vth = vThMant``, ``bias`` (per neuron or per
+  conv channel), ``spike_exp = state_exp = 6`` (Lava scales vth and bias by ``2**12``), no
+  ``cum_error``; its Dense gets netx's weights (``optimize_weight_bits``, as for CUBA) and the
+  source's graded messages (``messageBits``, default 16). The graph: ``SigmaDelta(vth=vThMant,
+  bias=bias, act="relu")`` in units where sigma/act are ``int / 4096`` and messages ``int / 64``,
+  so a Dense weight is ``W_eff * 2**weight_exp / 64`` (``/ 4096`` from a 0/1 spike input) and a
+  conv kernel ``w / 64``.
+* ``sigma_output`` (the last layer of lava-dl's PilotNet SDNN): Lava's ``Sigma``, which sends its
+  accumulated sigma every step. Here: ``SigmaDelta(vth=0, act="unit")``, on the chip a
+  ``LoihiSigmaDelta`` with ``spike_exp = state_exp = 0``, whose messages are the increments; their
+  running sum is netx's output, integer for integer (message sums are how graded outputs are read
+  everywhere). Only as the last layer and without bias (netx's Sigma takes none).
+* ``spike_exp`` is an argument of ``netx.hdf5.Network``, not stored in the file: 6 (its default)
+  is assumed and said so.
+
+* ``conv`` layers (PilotNet SDNN): the integer kernel (graph: ``w / 64``), a per-channel bias;
+  dense form keeps them as convolutions in netx SDNN graphs (also when read from the host's
+  Delta encoder) and the Loihi 2 program runs them as Lava's Conv with graded input. Should a
+  conv be folded into a dense matrix anyway, :mod:`neurocompile.targets.loihi2.fixed_params`
+  refuses it, naming the synapse (a Dense cannot hold Lava's Conv exactly).
+
+Mixed SDNN and CUBA layers, ``cum_error``, ``messageBits`` outside 1..24, ``vThMant``/bias beyond
+the 24-bit state (``> 2047`` after Lava's ``2**12`` scaling) are refused, naming the layer.
+
+Not supported (an error names the layer): RF neurons, ``dense_rec``, complex dense,
 pool/average/concat/convT/unpool (netx cannot run them either), ``dense`` layers without a
 neuron, ``iDecay = 0`` (Lava's ``du = -1``).
 """
@@ -184,7 +221,7 @@ def _neuron(layer: dict, name: str, bias: np.ndarray | None, size_shape: tuple):
                                "supported", node=name)
     kind = str(cfg.get("type", ""))
     if kind not in ("CUBA", "LOIHI"):
-        raise UnsupportedError(f"netx neuron type '{kind}' is not supported yet (CUBA/LOIHI only)", node=name)
+        raise UnsupportedError(f"netx neuron type '{kind}' is not supported (CUBA, LOIHI and SDNN only)", node=name)
     i_decay, v_decay, vth = int(cfg["iDecay"]), int(cfg["vDecay"]), int(cfg["vThMant"])
     if not 1 <= i_decay <= ONE:
         raise UnsupportedError(f"iDecay={i_decay}: Lava's du = iDecay - 1 must be 0..4095", node=name)
@@ -239,6 +276,13 @@ def _pair(layer: dict, key: str, default: int) -> tuple[int, int]:
 
 
 def build_graph(layers: list[dict]) -> Graph:
+    kinds = [(lay["_name"], _neuron_kind(lay)) for lay in layers if _neuron_kind(lay) is not None]
+    if any(k == SDNN for _, k in kinds):
+        other = next(((n, k) for n, k in kinds if k != SDNN), None)
+        if other is not None:
+            raise UnsupportedError(f"netx neuron type '{other[1]}' in an SDNN network: a Loihi 2 program here holds "
+                                   f"sigma-delta or LIF groups, not both", node=other[0])
+        return build_sdnn_graph(layers)
     g = Graph(dt=1.0, discretization="euler")
     fixed: dict[str, dict] = {}
     notes: set[str] = set()
@@ -385,3 +429,194 @@ def _delays(layer: dict, name: str, wshape: tuple, notes: set):
         raise UnsupportedError("per-synapse delays that are neither per output nor per input neuron have no "
                                "graph form", node=name)
     raise NeuroCompileError(f"delay of shape {d.shape} does not fit weights {wshape}", node=name)
+
+
+# ------------------------------------------------------------------ sigma-delta (SDNN) networks
+SDNN = "SDNN"
+SPIKE_EXP = 6        # netx.hdf5.Network(spike_exp=6), the default; not stored in the file
+STATE_EXP = 6        # netx passes state_exp=6 to every Delta/SigmaDelta
+SDNN_MESSAGE_BITS = 16   # netx's num_message_bits for SDNN neurons without 'messageBits'
+STATE_UNIT = float(1 << (SPIKE_EXP + STATE_EXP))   # integer sigma/act per float unit (4096)
+MESSAGE_UNIT = float(1 << SPIKE_EXP)               # integer message per float unit (64)
+SD_STATE_MAX = (1 << 23) - 1                       # 24-bit state on the chip
+SD_VTH_MAX = SD_STATE_MAX >> (SPIKE_EXP + STATE_EXP)                       # 2047
+SD_BIAS = (-((1 << 23) >> (SPIKE_EXP + STATE_EXP)), SD_STATE_MAX >> (SPIKE_EXP + STATE_EXP))
+
+
+def _neuron_kind(layer: dict) -> str | None:
+    cfg = layer.get("neuron")
+    return str(cfg.get("type", "")) if isinstance(cfg, dict) else None
+
+
+def _sd_config(layer: dict, name: str, *, is_input: bool = False) -> dict:
+    """netx's parameters of an SDNN neuron (``Network.get_neuron_params``), checked."""
+    cfg = layer["neuron"]
+    act = str(cfg.get("activation", "relu")).lower()
+    if act != "relu":
+        raise UnsupportedError(f"SDNN activation '{act}': netx ignores it and runs Lava's SigmaDelta with ReLU "
+                               f"(refused rather than computing a different function)", node=name)
+    if bool(np.any(cfg.get("cum_error", False))):
+        raise UnsupportedError("SDNN cum_error: netx does not pass it to Lava (its neurons run without "
+                               "cumulative error)", node=name)
+    nmb = int(np.ravel(cfg.get("messageBits", SDNN_MESSAGE_BITS))[0])
+    if not 1 <= nmb <= 24:
+        raise UnsupportedError(f"messageBits={nmb}: Loihi 2 graded spikes carry 1..24 bits", node=name)
+    sigma = "sigma_output" in cfg  # netx tests the key, not its value: sigma_output=False is a Sigma too
+    if sigma and is_input:
+        raise UnsupportedError("an input layer with sigma_output (netx would build a Delta encoder, ignoring "
+                               "it) is not supported", node=name)
+    if "vThMant" not in cfg and not sigma:
+        raise NeuroCompileError("SDNN neuron without vThMant", node=name)
+    vth = int(np.ravel(cfg.get("vThMant", 0))[0])
+    if not sigma and not 0 <= vth <= (VTH_MAX if is_input else SD_VTH_MAX):
+        raise UnsupportedError(f"vThMant={vth}: Lava scales it by 2**{SPIKE_EXP + STATE_EXP} (spike_exp + "
+                               f"state_exp); Loihi 2's 24-bit sigma-delta state holds 0..{SD_VTH_MAX}", node=name)
+    return {"vth": vth, "message_bits": nmb, "sigma_output": sigma}
+
+
+def _sd_bias(layer: dict, name: str, sigma_output: bool) -> np.ndarray | None:
+    if "bias" not in layer:
+        return None
+    if sigma_output:
+        raise UnsupportedError("a sigma_output layer with a bias (netx's Sigma process takes none: netx "
+                               "cannot build it)", node=name)
+    b = _int_array(layer, "bias", name)
+    if b.size and (b.min() < SD_BIAS[0] or b.max() > SD_BIAS[1]):
+        raise UnsupportedError(f"bias {b.min()}..{b.max()}: Lava scales it by 2**{SPIKE_EXP + STATE_EXP}; "
+                               f"Loihi 2's 24-bit sigma-delta state holds {SD_BIAS[0]}..{SD_BIAS[1]}", node=name)
+    return b
+
+
+def build_sdnn_graph(layers: list[dict]) -> Graph:
+    """The graph of a netx network of SDNN neurons (see the module docstring, "Sigma-delta")."""
+    g = Graph(dt=1.0, discretization="euler")
+    fixed: dict[str, dict] = {}
+    notes: set[str] = {f"netx runs SDNN layers with spike_exp={SPIKE_EXP} (netx.hdf5.Network's default; "
+                       f"another value passed to Network changes the integers)"}
+    prev: str | None = None
+    shape: tuple | None = None
+    src_unit, src_bits, encoder = 1.0, 0, None   # the source's message unit and message bits
+    sigma_layer = None
+
+    def start(in_shape: tuple) -> str:
+        g.add("input", N.Input(shape=tuple(int(s) for s in in_shape)))
+        notes.add("no SDNN input layer: the input is 0/1 spikes (netx's default input_message_bits=0)")
+        return "input"
+
+    for layer in layers:
+        name = layer["_name"]
+        kind = str(layer.get("type", ""))
+        if kind not in KNOWN:
+            raise UnsupportedError(f"netx layer type '{kind}' is not supported (input, conv, flatten, dense)",
+                                   node=name)
+        if sigma_layer is not None:
+            raise UnsupportedError("a sigma_output layer must be the last layer (it sends its running sum "
+                                   "every step, which no Loihi 2 group sends to a synapse)", node=sigma_layer)
+        if kind == "input":
+            if prev is not None:
+                raise UnsupportedError("an input layer must come first", node=name)
+            in_shape = tuple(int(s) for s in np.ravel(layer["shape"]))
+            g.add("input", N.Input(shape=in_shape))
+            prev, shape = "input", in_shape
+            if "neuron" in layer:
+                cfg = _sd_config(layer, name, is_input=True)
+                g.add(name, N.Delta(vth=float(cfg["vth"])))
+                g.connect("input", name)
+                fixed[name] = {"kind": "delta", "vth": cfg["vth"], "spike_exp": SPIKE_EXP, "state_exp": STATE_EXP,
+                               "num_message_bits": cfg["message_bits"]}
+                prev, src_unit, src_bits, encoder = name, MESSAGE_UNIT, cfg["message_bits"], name
+                notes.add("the input layer's Delta encoder runs on the host (netx: Lava's Delta process); the "
+                          "input values are netx's integers")
+                if "bias" in layer or "weight" in layer:
+                    notes.add("the input layer's weight/bias (netx's input transform) are ignored, as netx does")
+            else:
+                notes.add("SDNN input layer without a neuron: the input is 0/1 spikes (netx's default "
+                          "input_message_bits=0)")
+            continue
+        if kind == "flatten":  # a (C, H, W) source is flattened (C order) by the dense layer that reads it
+            continue
+        if "neuron" not in layer:
+            raise UnsupportedError("a netx layer without a neuron (netx's default non-leaky integrator) is not "
+                                   "supported", node=name)
+        out_shape = tuple(int(s) for s in np.ravel(layer["shape"]))
+        cfg = _sd_config(layer, name)
+        sig = cfg["sigma_output"]
+        bias = _sd_bias(layer, name, sig)
+        if kind == "conv":
+            if prev is None or len(shape) != 3:
+                raise UnsupportedError("a conv layer needs a (C, H, W) input layer before it", node=name)
+            if "delay" in layer:
+                raise UnsupportedError("delays on conv layers are not supported", node=name)
+            w = _int_array(layer, "weight", name)
+            w = w.reshape(w.shape[:4])
+            syn = N.Conv2d(weight=w.astype(np.float64) * (src_unit / STATE_UNIT), bias=0.0,
+                           stride=_pair(layer, "stride", 1), padding=_pair(layer, "padding", 0),
+                           dilation=_pair(layer, "dilation", 1), groups=int(np.ravel(layer.get("groups", 1))[0]))
+            rec = {"synapse": "conv"}
+            g.add(f"{name}.syn", syn)
+            g.connect(prev, f"{name}.syn")
+            last = f"{name}.syn"
+            size_shape = out_shape
+        else:  # dense
+            if "weight_rec" in layer or "weight" not in layer or isinstance(layer["weight"], dict):
+                raise UnsupportedError("recurrent/complex dense layers are not supported", node=name)
+            size = int(np.prod(out_shape))
+            if prev is None:
+                n_in0 = int(np.asarray(layer["weight"]).reshape(size, -1).shape[1])
+                prev, shape = start((n_in0,)), (n_in0,)
+            w = _int_array(layer, "weight", name).reshape(size, -1)
+            n_in = int(np.prod(shape))
+            if w.shape[1] != n_in:
+                raise NeuroCompileError(f"dense weight {w.shape} does not match its input of {n_in} values",
+                                        node=name)
+            if len(shape) > 1:
+                g.add(f"{name}.flatten", N.Flatten())
+                g.connect(prev, f"{name}.flatten")
+                prev = f"{name}.flatten"
+            w_eff, exp, nwb = dense_effective(w, name)
+            syn = N.Linear(weight=w_eff.astype(np.float64) * 2.0 ** exp * (src_unit / STATE_UNIT))
+            rec = {"synapse": "dense", "weight_exp": exp, "num_weight_bits": nwb}
+            g.add(f"{name}.syn", syn)
+            last = f"{name}.syn"
+            if "delay" in layer:
+                row, col = _delays(layer, name, w.shape, notes)
+                if col is not None and np.any(col):
+                    g.add(f"{name}.delay_in", N.Delay(delay=col.astype(np.float64)))
+                    g.connect(prev, f"{name}.delay_in")
+                    prev = f"{name}.delay_in"
+                g.connect(prev, last)
+                if row is not None and np.any(row):
+                    g.add(f"{name}.delay", N.Delay(delay=row.astype(np.float64)))
+                    g.connect(last, f"{name}.delay")
+                    last = f"{name}.delay"
+            else:
+                g.connect(prev, last)
+            size_shape = (size,)
+        if sig:  # Lava Sigma: sigma += a, sends sigma; here: its increments (their running sum is netx's output)
+            node = N.SigmaDelta(vth=0.0, bias=0.0, act="unit")
+            rec.update(kind="sigma_delta", sigma_output=True, vth=0, bias=[], act="unit", spike_exp=0, state_exp=0,
+                       message_unit=STATE_UNIT)
+            sigma_layer = name
+            notes.add(f"the sigma_output layer '{name}' sends the increments of its sigma (netx's Sigma sends "
+                      f"sigma itself, their running sum; sums over time, e.g. class scores, are the same)")
+        else:
+            node = N.SigmaDelta(vth=float(cfg["vth"]), bias=0.0 if bias is None else _bias_shape(
+                bias.astype(np.float64), size_shape), act="relu")
+            rec.update(kind="sigma_delta", vth=cfg["vth"], bias=[] if bias is None else [int(x) for x in bias],
+                       act="relu", spike_exp=SPIKE_EXP, state_exp=STATE_EXP, message_unit=MESSAGE_UNIT)
+        rec.update(state_unit=STATE_UNIT, in_unit=src_unit, in_message_bits=src_bits,
+                   num_message_bits=cfg["message_bits"])
+        g.add(name, node)
+        g.connect(last, name)
+        fixed[name] = rec
+        prev, shape = name, out_shape if kind == "conv" else (int(np.prod(out_shape)),)
+        src_unit, src_bits = MESSAGE_UNIT, cfg["message_bits"]
+    if prev is None or not isinstance(g.nodes[prev], N.SigmaDelta):
+        raise NeuroCompileError("the netx file has no neuron layer")
+    g.add("output", N.Output())
+    g.connect(prev, "output")
+    g.metadata[FIXED_KEY] = {"format": "netx", "kind": "sigma_delta", "encoder": encoder, "groups": fixed}
+    g.metadata["netx_layers"] = [lay["_name"] for lay in layers]
+    for n in sorted(notes):
+        g.assume(n)
+    return g

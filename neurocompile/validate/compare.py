@@ -58,9 +58,10 @@ def _inputs(artifact: Artifact, a: Trace, b: Trace, group: str, t: int, bi: int,
             continue
         if np.ndim(d.weights) == 2:
             w = d.effective_weights()[i]
-        else:  # a convolution: the kernel taps that reach neuron i, as a dense row
-
-            src, dst, tap = conv_pairs(d.weights, d.in_shape, d.stride, d.padding, d.dilation, d.groups)
+        else:  # a convolution: the kernel taps that reach neuron i, as a dense row (its channel's pairs only)
+            o = i // int(np.prod(d.out_shape()[1:]))
+            src, dst, tap = conv_pairs(d.weights, d.in_shape, d.stride, d.padding, d.dilation, d.groups,
+                                       range(o, o + 1))
             w = np.zeros(d.in_size(), dtype=np.int64)
             np.add.at(w, src[dst == i], np.asarray(d.weights).ravel()[tap[dst == i]].astype(np.int64))
         entry = {"synapses": d.name, "source": d.src, "weight_exp": d.weight_exp}

@@ -14,7 +14,6 @@ pytest.importorskip("snntorch")
 pytest.importorskip("sklearn")
 
 from lava_util import require_lava  # noqa: E402
-
 from neurocompile import api  # noqa: E402
 from neurocompile.ir.readout import predict  # noqa: E402
 from neurocompile.zoo import digits_conv as dc  # noqa: E402

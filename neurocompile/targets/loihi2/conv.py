@@ -20,7 +20,11 @@ import math
 
 import numpy as np
 
+from neurocompile.ir.linear_maps import conv_fan_out, conv_out_shape, conv_pair_chunks, conv_pairs, conv_tap_sums
 from neurocompile.targets.loihi2.program import LoihiConv
+
+__all__ = ["conv_fits", "conv_out_shape", "conv_pairs", "conv_pair_chunks", "kernel_wmax", "conv_vth",
+           "quantize_conv", "connection_counts"]
 
 
 def conv_fits(node, in_shape) -> bool:
@@ -34,36 +38,6 @@ def conv_fits(node, in_shape) -> bool:
     except (ValueError, TypeError):
         return False
     return True
-
-
-def conv_out_shape(w_shape, in_shape, stride, padding, dilation) -> tuple[int, int, int]:
-    out = [int(w_shape[0])]
-    for n, k, s, p, d in zip(in_shape[1:], w_shape[2:], stride, padding, dilation):
-        out.append((int(n) + 2 * p - d * (k - 1) - 1) // s + 1)
-    return tuple(out)
-
-
-def conv_pairs(weight, in_shape, stride, padding, dilation, groups):
-    """Every (source neuron, destination neuron, kernel tap) of a conv with a nonzero tap, as flat
-    C-order indices: ``(src, dst, tap)`` int arrays (``tap`` indexes ``weight.ravel()``)."""
-    w = np.asarray(weight)
-    co, cig, kh, kw = w.shape
-    C, H, W = (int(v) for v in in_shape)
-    _, Ho, Wo = conv_out_shape(w.shape, in_shape, stride, padding, dilation)
-    og = co // int(groups)
-    taps = np.flatnonzero(w.reshape(-1))
-    o, rem = np.divmod(taps, cig * kh * kw)
-    c, rem = np.divmod(rem, kh * kw)
-    i, j = np.divmod(rem, kw)
-    cin = (o // og) * cig + c
-    oy, ox = (a.reshape(-1) for a in np.meshgrid(np.arange(Ho), np.arange(Wo), indexing="ij"))
-    iy = oy[None, :] * stride[0] + i[:, None] * dilation[0] - padding[0]
-    ix = ox[None, :] * stride[1] + j[:, None] * dilation[1] - padding[1]
-    ok = (iy >= 0) & (iy < H) & (ix >= 0) & (ix < W)
-    src = (cin[:, None] * H + iy) * W + ix
-    dst = (o[:, None] * Ho + oy[None, :]) * Wo + ox[None, :]
-    tap = np.broadcast_to(taps[:, None], ok.shape)
-    return src[ok], dst[ok], tap[ok]
 
 
 def kernel_wmax(R: np.ndarray) -> int:
@@ -97,9 +71,11 @@ def quantize_conv(R: np.ndarray, vth: int) -> tuple[np.ndarray, dict]:
 
 def connection_counts(syn) -> tuple[np.ndarray, np.ndarray]:
     """(fan-in per destination neuron, fan-out per source neuron) of a LoihiDense or LoihiConv:
-    the nonzero synapses of a Dense, the nonzero kernel taps that connect a pair for a Conv."""
+    the nonzero synapses of a Dense, the nonzero kernel taps that connect a pair for a Conv (in
+    closed form: no list of pairs is built)."""
     w = np.asarray(syn.weights)
     if w.ndim == 2:
         return np.count_nonzero(w, axis=1), np.count_nonzero(w, axis=0)
-    src, dst, _ = conv_pairs(w, syn.in_shape, syn.stride, syn.padding, syn.dilation, syn.groups)
-    return (np.bincount(dst, minlength=syn.out_size()), np.bincount(src, minlength=syn.in_size()))
+    geo = (syn.in_shape, syn.stride, syn.padding, syn.dilation, syn.groups)
+    fan_in = np.rint(conv_tap_sums(w, *geo, values=(w != 0))).astype(np.int64)
+    return fan_in, conv_fan_out(w, *geo)

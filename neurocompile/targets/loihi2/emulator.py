@@ -43,6 +43,7 @@ from typing import Dict, List
 
 import numpy as np
 
+from neurocompile.targets.loihi2.footprint import check_run
 from neurocompile.targets.loihi2.program import (
     INPUT,
     INT32_MAX,
@@ -265,6 +266,7 @@ def run(program: LoihiProgram, spikes_in, probes: bool = True) -> Dict:
     program.validate()
     x = _as_batched_input(program, spikes_in)
     n_steps, batch = x.shape[0], x.shape[1]
+    check_run(program, n_steps, batch, probes, fast=False)   # refused with the figures, before allocating
     groups = program.neurons
     ops = [(_ConvOp(s) if isinstance(s, LoihiConv) else _DenseOp(s), s)
            for s in program.synapses]

@@ -59,6 +59,7 @@ from neurocompile.targets.input_encoding import choose_encoding
 from neurocompile.targets.loihi2.connections import Connection, check_delays, incoming, look_through
 from neurocompile.targets.loihi2.conv import conv_vth, quantize_conv
 from neurocompile.targets.loihi2.fixed_params import fixed_program, has_fixed
+from neurocompile.targets.loihi2.footprint import check_lowering
 from neurocompile.targets.loihi2.input_format import current_input_format
 from neurocompile.targets.loihi2.lowered import LoweredLoihi2
 from neurocompile.targets.loihi2.program import INPUT, LoihiConv, LoihiDense, LoihiLIF, LoihiProgram
@@ -193,11 +194,9 @@ class QuantizeLoihi2(Lowering):
 
     def run(self, graph: Graph, ctx: PassContext) -> LoweredLoihi2:
         calibration = ctx.options.calibration
-
-        if has_fixed(graph):  # integers recorded by the frontend (netx): used as they are
-            check_supported(graph)
-            program, layers, rep = fixed_program(graph, SUPPORTED)
-            io = {"encoding": "spikes"}
+        check_lowering(graph, calibration)  # the memory it will take, before anything is allocated
+        if has_fixed(graph):  # integers recorded by the frontend (netx, CUBA or SDNN): used as they are
+            program, layers, io, rep = fixed_program(graph, SUPPORTED, check_supported)
         elif any(n.graded for n in graph.nodes.values()):
             program, layers, io, rep = lower_sdn(graph, calibration, self.margin)
         else:

@@ -11,8 +11,8 @@ import numpy as np
 
 from neurocompile.ir import nodes as N
 from neurocompile.ir.graph import Graph
+from neurocompile.ir.linear_maps import conv_tap_sums
 from neurocompile.passes.activity import neuron_groups, observed_drive_stats
-from neurocompile.targets.loihi2.conv import conv_pairs
 
 
 def _bound(graph: Graph, syn: str, shapes: dict) -> np.ndarray:
@@ -21,14 +21,12 @@ def _bound(graph: Graph, syn: str, shapes: dict) -> np.ndarray:
     if isinstance(node, N.Delay):  # Linear -> Delay -> group: the Linear's bound
         (syn,) = graph.predecessors(syn)
         node = graph.nodes[syn]
-    if isinstance(node, N.Conv2d):
+    if isinstance(node, N.Conv2d):  # per destination: the taps inside the input, in closed form
         (src,) = graph.predecessors(syn)
         w = node.weight
-        s, d, tap = conv_pairs(w, shapes[src], node.stride, node.padding, node.dilation, node.groups)
-        n_out = int(np.prod(shapes[syn]))
-        wt = w.reshape(-1)[tap]
-        pos = np.bincount(d, weights=np.clip(wt, 0, None), minlength=n_out)
-        neg = np.bincount(d, weights=np.clip(-wt, 0, None), minlength=n_out)
+        geo = (shapes[src], node.stride, node.padding, node.dilation, node.groups)
+        pos = conv_tap_sums(w, *geo, values=np.clip(w, 0, None))
+        neg = conv_tap_sums(w, *geo, values=np.clip(-w, 0, None))
         b = np.abs(np.broadcast_to(node.bias.reshape((-1, 1, 1)) if node.bias.ndim else node.bias,
                                    shapes[syn])).reshape(-1)
         return np.maximum(pos, neg) + b

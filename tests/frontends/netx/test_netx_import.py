@@ -72,8 +72,8 @@ def test_delays_and_conv_graph(tmp_path):
 
 def test_unsupported_layers_named(tmp_path):
     p = write_net(tmp_path / "s.net", [{"type": "dense", "shape": np.array([3]),
-                                        "weight": np.ones((3, 4), np.float32), "neuron": (0, 0, 1, 1, "SDNN")}])
-    with pytest.raises(NeuroCompileError, match="layer0.*SDNN|SDNN.*layer0"):
+                                        "weight": np.ones((3, 4), np.float32), "neuron": (0, 0, 1, 1, "RF")}])
+    with pytest.raises(NeuroCompileError, match="layer0.*RF|RF.*layer0"):
         load_model(p)
     p = write_net(tmp_path / "p.net", [{"type": "input", "shape": np.array([1, 4, 4])}, {"type": "pool"}])
     with pytest.raises(NeuroCompileError, match="pool"):

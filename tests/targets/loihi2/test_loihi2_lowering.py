@@ -65,7 +65,7 @@ def test_dense_form_keeps_conv_and_computes_the_same_function():
         flat = Pipeline([DenseForm(keep_conv=True)]).run(g)
         kept = flat.metadata["kept_conv"]
         assert kept and all(isinstance(flat.nodes[c], N.Conv2d) for c in kept)
-        assert not any(isinstance(n, (N.SumPool2d,)) for n in flat.nodes.values())  # pools still fold
+        assert not any(isinstance(n, (N.SumPool2d,)) for n in flat.nodes.values())  # pools fold or join a conv
         shape = g.validate()[g.inputs[0]]
         x = (np.random.default_rng(0).random((10, 2) + shape) < 0.3).astype(float)
         a, b = float_run(g, x, record_spikes=True), float_run(flat, x, record_spikes=True)
@@ -74,16 +74,18 @@ def test_dense_form_keeps_conv_and_computes_the_same_function():
         for k in a.outputs:
             np.testing.assert_array_equal(a.outputs[k].reshape(10, 2, -1), b.outputs[k].reshape(10, 2, -1))
         assert sum(v.sum() for v in a.probes.values()) > 0
-    assert flat.metadata["kept_conv"] == ["0", "2"]  # the NIR CNN: conv 5 follows a pool and is folded
+    # the NIR CNN: conv 5 follows a 2x2 sum pool, the pair is one strided conv (kept, named by the conv)
+    assert flat.metadata["kept_conv"] == ["0", "2", "5"] and flat.metadata["folded"]["5"] == ["4", "5"]
 
 
 def test_conv_into_a_group_with_another_input_is_folded():
-    # if1 also receives a folded (flat) input, so it cannot keep the conv's (C, H, W) shape
+    # if1 also receives a folded (flat) input, so it cannot keep the conv's (C, H, W) shape (a
+    # per-position Scale: not a conv; a per-channel one would be kept as a 1x1 depthwise conv)
     rng = np.random.default_rng(0)
     g = sequential([("in", N.Input(shape=(2, 4, 4))),
                     ("conv", N.Conv2d(weight=rng.normal(size=(2, 2, 3, 3)), padding=1)),
                     ("if1", N.IF()), ("o", N.Output())], dt=1.0)
-    g.add("sc", N.Scale(scale=0.5))
+    g.add("sc", N.Scale(scale=np.arange(1.0, 33.0).reshape(2, 4, 4) / 32))
     g.chain("in", "sc", "if1")
     flat = Pipeline([DenseForm(keep_conv=True)]).run(g)
     assert "kept_conv" not in flat.metadata and isinstance(flat.nodes["conv"], N.Linear)

@@ -374,3 +374,92 @@ def test_run_best_uses_fast_path_and_falls_back(monkeypatch):
     for n in prog.neurons:
         for key in back[n.name]:
             assert np.array_equal(got[n.name][key], back[n.name][key])
+
+
+# ----------------------------------------------- convolutions and sparse rows
+def random_conv_program(seed, wide=False):
+    """Input (C, H, W) -> Conv -> L0 -> Conv -> L1 (-> Conv recurrent into L1), plus a sparse
+    Dense and a Dense with mostly empty rows (stored as compressed / skipped rows), random
+    strides, padding, dilation and groups; ``wide``: one conv whose sums leave 24 bits (Lava's
+    int32 cast and wrap)."""
+    from neurocompile.targets.loihi2.program import LoihiConv
+
+    rng = np.random.default_rng(seed)
+
+    def geometry(c_in, h, w):
+        for _ in range(100):
+            g = int(rng.choice([1, 1, 2])) if c_in % 2 == 0 else 1
+            co = g * int(rng.integers(1, 4))
+            k = (int(rng.integers(1, 5)), int(rng.integers(1, 5)))
+            s, p, d = (tuple(int(v) for v in rng.integers(lo, hi, 2)) for lo, hi in ((1, 4), (0, 3), (1, 3)))
+            ho = (h + 2 * p[0] - d[0] * (k[0] - 1) - 1) // s[0] + 1
+            wo = (w + 2 * p[1] - d[1] * (k[1] - 1) - 1) // s[1] + 1
+            if ho >= 1 and wo >= 1:
+                return g, co, k, s, p, d, (co, ho, wo)
+        raise AssertionError("no geometry")
+
+    def lif(name, size):
+        return LoihiLIF(name, size, du=int(rng.integers(0, 4096)), dv=int(rng.integers(0, 4096)),
+                        vth=int(rng.integers(0, 400)), bias_mant=rng.integers(-50, 50, size),
+                        bias_exp=int(rng.integers(0, 3)), probe=bool(rng.random() < 0.9))
+
+    shape = (int(rng.choice([1, 2, 4])), int(rng.integers(3, 12)), int(rng.integers(3, 12)))
+    neurons, synapses, src, src_shape = [], [], "input", shape
+    for i in range(2):
+        g, co, k, s, p, d, out = geometry(*src_shape)
+        big = wide and i == 1
+        w = (rng.integers(-32768, 32768, (co, src_shape[0] // g) + k) if big
+             else _weights(rng, (co, src_shape[0] // g) + k, "mixed"))
+        w[rng.random(w.shape) < 0.2] = 0
+        synapses.append(LoihiConv(f"C{i}", src, f"L{i}", w, in_shape=src_shape, stride=s, padding=p,
+                                  dilation=d, groups=g))
+        neurons.append(lif(f"L{i}", int(np.prod(out))))
+        src, src_shape = f"L{i}", out
+    n0, n1 = neurons[0].size, neurons[1].size
+    if src_shape[1] >= 3 and src_shape[2] >= 3:   # a recurrent conv L1 -> L1 ("same" padding)
+        w = _weights(rng, (src_shape[0], src_shape[0], 3, 3), "mixed")
+        synapses.append(LoihiConv("Crec", "L1", "L1", w, in_shape=src_shape, padding=1))
+    sparse = _weights(rng, (n1, n0), "mixed") * (rng.random((n1, n0)) < 0.05)
+    synapses.append(LoihiDense("Dsp", "L0", "L1", sparse, weight_exp=int(rng.integers(-3, 3)), sparse=True))
+    rows = np.zeros((n0, 3), np.int64)
+    rows[:, 1] = _weights(rng, n0, "excitatory")
+    neurons.append(lif("clk", 3))
+    synapses.append(LoihiDense("Drows", "clk", "L0", rows, weight_exp=int(rng.integers(-2, 3))))
+    synapses.append(LoihiDense("Dclk", "input", "clk", _weights(rng, (3, int(np.prod(shape))), "excitatory")))
+    prog = LoihiProgram(n_inputs=int(np.prod(shape)), neurons=neurons, synapses=synapses)
+    return prog, rng
+
+
+@pytest.mark.parametrize("seed", range(16))
+def test_conv_and_sparse_programs(fast, seed):
+    prog, rng = random_conv_program(seed, wide=seed % 4 == 3)
+    assert not fast.unsupported_features(prog)
+    for batch in (1, 3):
+        x = rng.random((30, batch, prog.n_inputs)) < rng.uniform(0.1, 0.6)
+        got = fast.run(prog, x, probes=True, threads=2)
+        assert_same(prog, x, got)
+
+
+def test_wide_conv_sums_go_through_lavas_output_rule(fast):
+    # 8 x 6 x 6 taps of +-32767: sums far beyond 24 bits (and int32): cast to -2**31, then wrapped
+    from neurocompile.targets.loihi2.program import LoihiConv
+
+    w = np.full((2, 8, 6, 6), 32767)
+    w[1] *= -1
+    prog = LoihiProgram(n_inputs=8 * 36, neurons=[
+        LoihiLIF("a", 2, du=4095, dv=4095, vth=10, bias_mant=np.zeros(2, int))],
+        synapses=[LoihiConv("c", "input", "a", w, in_shape=(8, 6, 6))])
+    plan = fast.prepare(prog)
+    assert plan.v_par[0, 19] == 1          # the wide (exact int64) path
+    x = np.ones((4, 1, 8 * 36), bool)
+    got = assert_same(prog, x, fast.run(prog, x))
+    assert np.any(got["a"]["u"] != 0)
+
+
+def test_dense_storage_follows_the_nonzeros(fast):
+    prog, _ = random_conv_program(0)
+    plan = fast.prepare(prog)
+    kinds = dict(zip([s.name for s in prog.synapses if isinstance(s, LoihiDense)], plan.d_kind))
+    assert kinds["Dsp"] == 1 and kinds["Drows"] == 0          # compressed rows; dense rows, empty skipped
+    assert plan.c_idx.size == np.count_nonzero(prog.synapses[[s.name for s in prog.synapses].index("Dsp")]
+                                               .effective_weights())
