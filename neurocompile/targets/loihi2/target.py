@@ -70,25 +70,49 @@ class Loihi2Runner(Runner):
     def execute(self, program: LoihiProgram, spikes: np.ndarray) -> dict:  # pragma: no cover
         raise NotImplementedError
 
-    def run_raw(self, artifact, x) -> tuple[dict, int]:
+    def run_raw(self, artifact, x, probes=None) -> tuple[dict, int]:
         """Run on the chip's own time base: ``T + latency`` steps, integer state. Returns
-        (``{group: {"spikes", "u", "v"}}``, T)."""
+        (``{group: {"spikes", "u", "v"}}``, T). ``probes``: record the state (u, v, ...) only of
+        the groups these probes name and of readouts (None: of every group, as validate needs)."""
         xs = spikes_in(artifact, x)
         L = max(shortest_hops(artifact.graph).values())
         padded = np.concatenate([xs, np.zeros((L,) + xs.shape[1:], dtype=xs.dtype)])
-        if artifact.payload["program"].input_message_bits == 0:
+        program = artifact.payload["program"]
+        if program.input_message_bits == 0:
             padded = padded.astype(bool)
-        return self.execute(artifact.payload["program"], padded), xs.shape[0]
+        if probes is not None:
+            program = _recording(artifact, program, probes)
+        return self.execute(program, padded), xs.shape[0]
 
     def aligned(self, artifact, raw: dict, T: int, probes=(), record_spikes=True) -> RunResult:
         """``run_raw``'s chip-time integers on the float graph's time base and units."""
         return aligned_result(artifact, raw, T, probes=probes, record_spikes=record_spikes)
 
     def run(self, artifact, x, *, probes=(), record_spikes=True, progress=None):
-        raw, T = self.run_raw(artifact, x)
+        raw, T = self.run_raw(artifact, x, probes=tuple(probes))
         if progress:
             progress(T, T)
         return aligned_result(artifact, raw, T, probes=probes, record_spikes=record_spikes)
+
+
+def _recording(artifact, program: LoihiProgram, probes) -> LoihiProgram:
+    """``program`` with state recorded only where it is read: probed groups and readouts (whose
+    output is their v). Recording every group's u and v costs more than the run at 1M neurons."""
+    graph = artifact.graph
+    keep = set()
+    for o in graph.outputs:
+        (src,) = graph.predecessors(o)
+        while isinstance(graph.nodes[src], N.Flatten):
+            (src,) = graph.predecessors(src)
+        if not (graph.nodes[src].spiking or graph.nodes[src].graded):
+            keep.add(src)
+    for p in probes:
+        keep.update(n.name for n in program.neurons if str(p).startswith(n.name + "."))
+    if all(bool(getattr(n, "probe", True)) == (n.name in keep) for n in program.neurons):
+        return program
+    neurons = [dataclasses.replace(n, probe=bool(getattr(n, "probe", True)) and n.name in keep)
+               for n in program.neurons]
+    return dataclasses.replace(program, neurons=neurons)
 
 
 class EmulatorRunner(Loihi2Runner):
