@@ -374,21 +374,7 @@ def build_graph(layers: list[dict]) -> Graph:
             syn = N.Affine(weight=weight, bias=bias.astype(np.float64)) if (on_syn and bias is not None) \
                 else N.Linear(weight=weight)
             rec.update(synapse="dense", weight_exp=exp, num_weight_bits=nwb)
-            g.add(f"{name}.syn", syn)
-            last = f"{name}.syn"
-            if "delay" in layer:
-                row, col = _delays(layer, name, w.shape, notes)
-                if col is not None and np.any(col):
-                    g.add(f"{name}.delay_in", N.Delay(delay=col.astype(np.float64)))
-                    g.connect(prev, f"{name}.delay_in")
-                    prev = f"{name}.delay_in"
-                g.connect(prev, last)
-                if row is not None and np.any(row):
-                    g.add(f"{name}.delay", N.Delay(delay=row.astype(np.float64)))
-                    g.connect(last, f"{name}.delay")
-                    last = f"{name}.delay"
-            else:
-                g.connect(prev, last)
+            last = _add_dense_synapse(g, layer, name, syn, prev, w.shape, notes)
         g.add(name, node)
         g.connect(last, name)
         if rec["ref_delay"] != 1:
@@ -405,6 +391,27 @@ def build_graph(layers: list[dict]) -> Graph:
         g.assume(n)
     return g
 
+
+
+def _add_dense_synapse(g, layer, name: str, syn, prev: str, wshape, notes: set) -> str:
+    """Add the dense synapse node ``<name>.syn`` after ``prev``, with the layer's delays (per input
+    before it, per output after it); return the node the neuron group reads."""
+    g.add(f"{name}.syn", syn)
+    last = f"{name}.syn"
+    if "delay" not in layer:
+        g.connect(prev, last)
+        return last
+    row, col = _delays(layer, name, wshape, notes)
+    if col is not None and np.any(col):
+        g.add(f"{name}.delay_in", N.Delay(delay=col.astype(np.float64)))
+        g.connect(prev, f"{name}.delay_in")
+        prev = f"{name}.delay_in"
+    g.connect(prev, last)
+    if row is not None and np.any(row):
+        g.add(f"{name}.delay", N.Delay(delay=row.astype(np.float64)))
+        g.connect(last, f"{name}.delay")
+        last = f"{name}.delay"
+    return last
 
 def _delays(layer: dict, name: str, wshape: tuple, notes: set):
     d = _int_array(layer, "delay", name)
@@ -576,21 +583,7 @@ def build_sdnn_graph(layers: list[dict]) -> Graph:
             w_eff, exp, nwb = dense_effective(w, name)
             syn = N.Linear(weight=w_eff.astype(np.float64) * 2.0 ** exp * (src_unit / STATE_UNIT))
             rec = {"synapse": "dense", "weight_exp": exp, "num_weight_bits": nwb}
-            g.add(f"{name}.syn", syn)
-            last = f"{name}.syn"
-            if "delay" in layer:
-                row, col = _delays(layer, name, w.shape, notes)
-                if col is not None and np.any(col):
-                    g.add(f"{name}.delay_in", N.Delay(delay=col.astype(np.float64)))
-                    g.connect(prev, f"{name}.delay_in")
-                    prev = f"{name}.delay_in"
-                g.connect(prev, last)
-                if row is not None and np.any(row):
-                    g.add(f"{name}.delay", N.Delay(delay=row.astype(np.float64)))
-                    g.connect(last, f"{name}.delay")
-                    last = f"{name}.delay"
-            else:
-                g.connect(prev, last)
+            last = _add_dense_synapse(g, layer, name, syn, prev, w.shape, notes)
             size_shape = (size,)
         if sig:  # Lava Sigma: sigma += a, sends sigma; here: its increments (their running sum is netx's output)
             node = N.SigmaDelta(vth=0.0, bias=0.0, act="unit")

@@ -91,15 +91,20 @@ def build_net():
 
 def load_model(path: str | Path | None = None):
     """The trained network with the shipped weights (or those in ``path``), in eval mode."""
+    return load_trained(build_net, path or WEIGHTS, "scripts/train_digits.py")
+
+
+def load_trained(build, path: str | Path, script: str):
+    """``build()`` with the state dict at ``path`` (``torch.load(weights_only=True)``), in eval mode;
+    a missing file names the training ``script``."""
     import torch
 
     from neurocompile.errors import NeuroCompileError
 
-    path = Path(path) if path is not None else WEIGHTS
+    path = Path(path)
     if not path.is_file():
-        raise NeuroCompileError("the digits weights are missing (run scripts/train_digits.py)",
-                                file=str(path))
-    net = build_net()
+        raise NeuroCompileError(f"the model weights are missing (run {script})", file=str(path))
+    net = build()
     net.load_state_dict(torch.load(str(path), map_location="cpu", weights_only=True))
     net.eval()
     return net

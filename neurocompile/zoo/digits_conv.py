@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from neurocompile.zoo.digits import load_digits_split, predict, run_snntorch
+from neurocompile.zoo.digits import load_digits_split, load_trained, predict, run_snntorch
 
 #: number of time steps the image is presented for
 T = 16
@@ -83,18 +83,7 @@ def build_net():
 
 def load_model(path: str | Path | None = None):
     """The trained network with the shipped weights (or those in ``path``), in eval mode."""
-    import torch
-
-    from neurocompile.errors import NeuroCompileError
-
-    path = Path(path) if path is not None else WEIGHTS
-    if not path.is_file():
-        raise NeuroCompileError("the digits-conv weights are missing (run scripts/train_digits_conv.py)",
-                                file=str(path))
-    net = build_net()
-    net.load_state_dict(torch.load(str(path), map_location="cpu", weights_only=True))
-    net.eval()
-    return net
+    return load_trained(build_net, path or WEIGHTS, "scripts/train_digits_conv.py")
 
 
 def load_graph(dt: float = 1.0):
