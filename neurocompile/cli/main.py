@@ -103,14 +103,16 @@ def cli(ctx, debug):
     "synapses)."
 ))
 @click.option("--input-bits", type=int, help="Loihi 2: payload bits of graded input spikes (default 8, up to 24).")
+@click.option("--max-weight-exp", type=int, help=(
+    "Loihi 2: the largest weight exponent (default 7; 0 makes programs `export --format netx` can write)."))
 @click.option("--input-encoding", type=click.Choice(["spikes", "current"]), help=(
     "How the chip receives the input: 0/1 spikes, or the analog values as a current (graded spikes on "
     "Loihi 2, host-driven current on SpiNNaker). Default: current when the calibration samples are analog."
 ))
 @FORCE
 @model_options
-def compile(model, target, output, dump_ir, calibration, chips, split_weights, input_bits, input_encoding, force, dt,
-            reset, discretization, input_shape, weights):
+def compile(model, target, output, dump_ir, calibration, chips, split_weights, input_bits, max_weight_exp,
+            input_encoding, force, dt, reset, discretization, input_shape, weights):
     """Compile MODEL (.nir, .onnx, zoo:NAME, file.py:factory) for a target into an artifact.
 
     The output must be absent, empty or an earlier artifact; nothing else is replaced.
@@ -136,7 +138,8 @@ def compile(model, target, output, dump_ir, calibration, chips, split_weights, i
     try:
         art = do_compile(graph, target=target, log=lambda m: click.echo(m, err=True), dump_ir=dump_ir,
                          dt=dt, discretization=discretization, calibration=calib, chips=chips,
-                         split_weights=split_weights, input_encoding=input_encoding, input_bits=input_bits)
+                         split_weights=split_weights, input_encoding=input_encoding, input_bits=input_bits,
+                         max_weight_exp=max_weight_exp)
     except NeuroCompileError as err:
         raise err.with_context(file=model)
     art.save(output, force=force, inputs=(model, calibration, weights))

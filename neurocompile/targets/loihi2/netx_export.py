@@ -72,7 +72,7 @@ def _stored_weights(d: LoihiDense, group: str) -> np.ndarray:
                                "(log2 of an infinite scale)")
     if exp > 0:
         raise UnsupportedError(f"{where}: weight_exp={exp} > 0 has no netx form (netx derives weight "
-                               "exponents <= 0 from 8-bit integer weights)")
+                               "exponents <= 0 from 8-bit integer weights): recompile with --max-weight-exp 0")
     if np.any(w_eff % (1 << -exp)):
         raise UnsupportedError(f"{where}: weights * 2**{exp} are not integers (netx stores integer weights "
                                "and derives the exponent itself)")

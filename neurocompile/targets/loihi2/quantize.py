@@ -19,6 +19,8 @@ per-neuron scale from float membrane units to the integer ``v``:
   from step 1 on, comes from clock neuron ``k``. A second matrix from the clock holds what the
   bias's 8-bit rounding left over (``.bias_fine``), so biases get ~16-bit precision. ``v_leak``
   becomes ``bias_mant << bias_exp`` added to ``v`` each step.
+* Option ``max_weight_exp`` (default 7): the largest weight exponent of the synapses between groups
+  (vth is capped so that the largest weight fits); 0 makes programs netx can express.
 * Option ``split_weights``: the same residual trick for every synapse matrix (``<name>.fine``),
   about 16-bit weights for twice the synapses.
 * A matrix with fewer than 25 % nonzero weights is marked ``sparse`` (Lava's Sparse process).
@@ -140,7 +142,7 @@ def check_supported(graph: Graph) -> None:
                 raise UnsupportedError("Flatten is only supported after a group (dense form)", node=name)
 
 
-def _aligned_vth(cap: int, mats: list[np.ndarray]) -> int:
+def _aligned_vth(cap: int, mats: list[np.ndarray], e_max: int = W_EXP_MAX) -> int:
     """The largest vth <= cap at which the group's main synapse matrix (most nonzeros) reaches the
     full 8-bit mantissa at some exponent: ``vth * max|R| / 2**e`` just below 254. Exponents come
     in powers of two, so without this the largest weight can sit anywhere in (127, 254]."""
@@ -149,7 +151,8 @@ def _aligned_vth(cap: int, mats: list[np.ndarray]) -> int:
     if not mats:
         return cap
     r_max = float(np.abs(max(mats, key=np.count_nonzero)).max())
-    e = min(W_EXP_MAX, max(W_EXP_MIN, math.floor(math.log2(cap * r_max / 254))))
+    # (cap + 1): a cap that is itself the fit limit floor(254 * 2**k / r_max) keeps exponent k
+    e = min(e_max, max(W_EXP_MIN, math.floor(math.log2((cap + 1) * r_max / 254))))
     vth = math.floor(254 * 2.0 ** e / r_max)
     return int(max(1, min(cap, vth)))
 
@@ -204,13 +207,18 @@ class QuantizeLoihi2(Lowering):
             io, in_rep = {"encoding": "spikes"}, {"encoding": "spikes"}
             if encoding == "current":
                 io, in_rep = current_input_format(graph, calibration, getattr(ctx.options, "input_bits", None))
-            program, layers, rep = self._lower_lif(graph, calibration, split=bool(ctx.options.split_weights), io=io)
+            e_max = getattr(ctx.options, "max_weight_exp", None)
+            program, layers, rep = self._lower_lif(graph, calibration, split=bool(ctx.options.split_weights), io=io,
+                                                   e_max=W_EXP_MAX if e_max is None else int(e_max))
             ctx.report["input"] = in_rep
         ctx.report["quantization"] = rep
         return LoweredLoihi2(graph=graph, program=program, layers=layers, io=io)
 
-    def _lower_lif(self, graph: Graph, calib, split: bool = False, io: dict | None = None):
+    def _lower_lif(self, graph: Graph, calib, split: bool = False, io: dict | None = None,
+                   e_max: int = W_EXP_MAX):
         check_supported(graph)
+        if not W_EXP_MIN <= e_max <= W_EXP_MAX:
+            raise UnsupportedError(f"max_weight_exp must be in {W_EXP_MIN}..{W_EXP_MAX}, not {e_max}")
         graded = bool(io and io["encoding"] == "current")
         # graded input: payloads x_int = x * scale, so weights from the input absorb 1 / scale
         in_unit = float(io["scale"]) if graded else 1.0
@@ -247,13 +255,13 @@ class QuantizeLoihi2(Lowering):
             for c in conns:  # the largest Dense weight must fit at the largest exponent
                 r_max = float(np.max(np.abs(R[c.name]))) if R[c.name].size else 0.0
                 if r_max > 0 and not c.is_conv:
-                    vth_cap = min(vth_cap, math.floor(254 * 2.0 ** W_EXP_MAX / r_max))
+                    vth_cap = min(vth_cap, math.floor(254 * 2.0 ** e_max / r_max))
             cap = min(vth_cap, math.floor(V_MAX / (64 * head)))
             convs = [c for c in conns if c.is_conv]
             if convs:  # Lava's Conv has no exponent: vth puts the kernel in the 8-bit range
                 vth = int(max(1, min(cap, VTH_MAX, *(conv_vth(R[c.name]) for c in convs))))
             else:
-                vth = _aligned_vth(cap, [R[c.name] for c in conns])
+                vth = _aligned_vth(cap, [R[c.name] for c in conns], e_max)
             scale = 64.0 * vth / thr
             bias_f = np.zeros(size)
             clock_cols: dict[int, np.ndarray] = {}

@@ -59,6 +59,8 @@ class Loihi2Options(CompileOptions):
     split_weights: bool = False
     #: payload bits of graded input spikes for a current (direct) input (default 8, up to 24)
     input_bits: int | None = None
+    #: the largest weight exponent of the synapse matrices (default 7; 0 for netx export)
+    max_weight_exp: int | None = None
 
 
 # -- runners ---------------------------------------------------------------------------------

@@ -119,3 +119,28 @@ def test_cli_replaces_its_own_export_but_not_a_lava_dl_file(tmp_path):
     r = CliRunner().invoke(cli, ["export", str(art), "--format", "netx", "-o", str(theirs)])
     assert r.exit_code == 2 and "refusing to replace" in r.output
     assert theirs.read_bytes() == (DATA / "oxford_dense.net").read_bytes()
+
+
+def test_max_weight_exp_zero_makes_small_weights_exportable(tmp_path):
+    """By default vth is as large as the 24-bit state allows, which puts weights near the threshold
+    at weight_exp > 0, a form netx cannot store; ``max_weight_exp=0`` caps vth instead, and the exported file
+    runs in netx with the emulator's results."""
+    rng = np.random.default_rng(1)
+    g = sequential([
+        ("input", N.Input(shape=(12,))),
+        ("fc1", N.Linear(weight=rng.normal(0, 2.0, (16, 12)))),
+        ("lif1", N.LIF(tau=0.01, v_threshold=1.0)),
+        ("fc2", N.Linear(weight=rng.normal(0, 2.0, (6, 16)))),
+        ("lif2", N.LIF(tau=0.01, v_threshold=1.0)),
+        ("output", N.Output())], dt=1e-3)
+    default = nc.compile(g, target="loihi2")
+    assert max(s.weight_exp for s in default.payload["program"].synapses) > 0
+    default.save(tmp_path / "default")
+    r = CliRunner().invoke(cli, ["export", str(tmp_path / "default"), "--format", "netx",
+                                 "-o", str(tmp_path / "d.net")])
+    assert r.exit_code == 2 and "--max-weight-exp 0" in r.output
+    capped = nc.compile(g, target="loihi2", max_weight_exp=0)
+    prog = capped.payload["program"]
+    assert all(s.weight_exp == 0 for s in prog.synapses)
+    capped.save(tmp_path / "capped")
+    _compare_with_netx(prog, _export(tmp_path / "capped", tmp_path / "c.net"), 60, 0.4)
