@@ -54,6 +54,56 @@ def _check_currents(prog: Program, mapping: dict, x, bad: list[str]) -> dict[str
     return extra
 
 
+def predicted_conv_words(prog: Program) -> dict[str, dict]:
+    """Per ConvolutionConnector projection (the script's name: the channel pair's exc and inh
+    projections merged): the kernel words sPyNNaker writes (flipped, C order of the (k, k)
+    array; positive words excitatory, negative ones inhibitory), the delay and the padding."""
+    out: dict[str, dict] = {}
+    for pr in prog.projections:
+        if pr.conv is None or pr.conv["connector"] != "conv":
+            continue
+        name = pr.name.rpartition(".")[0]
+        d = out.setdefault(name, {"post": pr.post, "words": np.zeros(pr.w_int.shape[2:], np.int64),
+                                  "delay": pr.delay, "padding": list(pr.conv["padding"])})
+        sign = 1 if pr.receptor == "excitatory" else -1
+        d["words"] = d["words"] + sign * pr.w_int[0, 0]
+    for d in out.values():
+        d["words"] = d["words"][::-1, ::-1].reshape(-1).tolist()
+    return out
+
+
+def _check_conv_connectors(prog: Program, mapping: dict, bad: list[str]) -> None:
+    """Every core of a local-only population holds every predicted connector of it, with the
+    predicted kernel words, receptor types (exc 0, inh 1), delay, kernel shape and padding."""
+    want = predicted_conv_words(prog)
+    seen = set()
+    for name, d in want.items():
+        cores = mapping["populations"].get(d["post"], {}).get("local_only")
+        if not cores:
+            bad.append(f"{name}: '{d['post']}' was not mapped to local-only (convolution) cores")
+            continue
+        k = int(np.sqrt(len(d["words"])))
+        for core in cores:
+            got = [c for c in core["connectors"] if c["projection"] == name]
+            if len(got) != 1:
+                bad.append(f"{name}: {len(got)} connectors on a core of '{d['post']}', expected 1")
+                continue
+            c = got[0]
+            if c["words"] != d["words"]:
+                bad.append(f"{name}: kernel words {c['words']} != predicted {d['words']}")
+            fields = {"kernel_shape": [k, k], "padding": d["padding"], "pos_type": 0, "neg_type": 1,
+                      "delay": d["delay"], "delay_stage": 0}
+            for f, v in fields.items():
+                if c[f] != v:
+                    bad.append(f"{name}: connector {f} {c[f]} != predicted {v}")
+            seen.add(name)
+    for p in prog.populations:
+        for core in mapping["populations"][p.name].get("local_only") or []:
+            for c in core["connectors"]:
+                if c["projection"] not in want:
+                    bad.append(f"{p.name}: connector of an unknown projection {c['projection']}")
+
+
 def compare_mapping(prog: Program, mapping: dict, x=None) -> dict:
     """{"mismatches": [...], "sdram_ratio": {...}, "cores": n, "chips": n} (ratio = actual/estimate);
     ``x`` is the input the mapping was built with (direct-input programs)."""
@@ -77,9 +127,13 @@ def compare_mapping(prog: Program, mapping: dict, x=None) -> dict:
             bad.append(f"{p.name}.refract_timer differs")
         if got["raw"]["timestep"] != [32768] * p.size:
             bad.append(f"{p.name}: timestep words {set(got['raw']['timestep'])} != 32768 (1.0 ms)")
+    _check_conv_connectors(prog, mapping, bad)
     for pr in prog.projections:
+        if pr.conv is not None and pr.conv["connector"] == "conv":
+            continue
         got = mapping["projections"][pr.name]
-        want = np.stack([pr.pre_idx, pr.post_idx, pr.w_int, np.full(pr.pre_idx.size, pr.delay)])
+        pre, post, w_int, _ = pr.synapses()
+        want = np.stack([pre, post, w_int, np.full(pre.size, pr.delay)])
         have = np.array([got["pre"], got["post"], got["w_int"], got["delay"]])
         want = want[:, np.lexsort(want[::-1])]
         have = have[:, np.lexsort(have[::-1])]

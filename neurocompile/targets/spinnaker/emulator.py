@@ -29,8 +29,10 @@ per tick, ``n_steps_per_timestep = 1``), in the order the C code runs it:
    sent at tick ``t`` is processed during tick ``t`` and its weights are added to the slot
    ``t + delay`` (delay >= 1 tick). So a spike reaches the next population's neuron update
    ``delay`` ticks later. A ``SpikeSourceArray`` sends a spike listed at time ``t * timestep`` at
-   tick ``t``. (On a real machine a packet that arrives after the next tick has started lands one
-   slot late; the emulator models the intended, on-time case.)
+   tick ``t``. A projection kept as a convolution (:mod:`.conv`) adds the same words as its
+   synapse list would (the list is implied by the kernel), computed by index arithmetic. (On a
+   real machine a packet that arrives after the next tick has started lands one slot late; the
+   emulator models the intended, on-time case.)
 
 4. **Host current** (a program with ``host_input``, :mod:`.host_input`): per sample the words of
    :func:`.host_input.plan`. Offset mode replaces the population's ``I_offset`` (and, for
@@ -49,6 +51,7 @@ import numpy as np
 
 from neurocompile.targets.spinnaker import fixed as F
 from neurocompile.targets.spinnaker import host_input as H
+from neurocompile.targets.spinnaker.conv import conv_add
 from neurocompile.targets.spinnaker.program import Program
 
 SAT = 0xFFFF
@@ -72,7 +75,10 @@ class ChipRun:
 
 def _matrix(pr, shape):
     """(n_pre, n_post) matrix of the 16-bit words: sparse when scipy is there (the sums of
-    integer words below 2**53 are exact in float64 either way)."""
+    integer words below 2**53 are exact in float64 either way); None for a conv projection
+    (run by index arithmetic, :func:`.conv.conv_add`)."""
+    if pr.conv is not None:
+        return None
     try:
         from scipy import sparse
     except ImportError:  # pragma: no cover - scipy comes with sPyNNaker and most stacks
@@ -210,14 +216,18 @@ def run_program(program: Program, x_in: np.ndarray, n_ticks: int | None = None, 
             if s.kind == "input":
                 if program.host_input is not None:   # pragma: no cover - the lowering makes one or the other
                     raise ValueError("a program with a host input has no input spike source")
-                fired[s.name] = x[t] > 0 if t < T else np.zeros((B, s.size), dtype=bool)
+                fired[s.name] = (x[t, :, s.offset:s.offset + s.size] > 0 if t < T
+                                 else np.zeros((B, s.size), dtype=bool))
             else:
                 fired[s.name] = np.broadcast_to(t >= np.asarray(s.first_tick), (B, s.size))
         for pr, M, r in proj_mats:
             spk = fired[pr.pre]
             if not spk.any():
                 continue
-            add = np.rint(np.asarray(M.T @ spk.astype(np.float64).T).T).astype(np.int64)
+            if M is None:
+                add = np.rint(conv_add(spk, pr.w_int, pr.conv)).astype(np.int64)
+            else:
+                add = np.rint(np.asarray(M.T @ spk.astype(np.float64).T).T).astype(np.int64)
             states[pr.post].ring[(t + pr.delay) % depth, r] += add
         if progress:
             progress(t + 1, n_ticks)

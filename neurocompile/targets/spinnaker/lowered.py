@@ -30,6 +30,16 @@ class SpiNNakerOptions(CompileOptions):
     neurons_per_core: int = NEURONS_PER_CORE
     #: "from_step_0" keeps a recurrent group's bias from the first tick (else an error)
     recurrent_bias: str | None = None
+    #: stride-1 odd square convolutions into LIF/CubaLIF groups run on sPyNNaker's local-only
+    #: ConvolutionConnector cores (False: every convolution is a FromList of its synapses)
+    conv_connector: bool = True
+    #: which groups are cut into one Grid2D population per channel: "local" (local-only conv
+    #: groups and their sources), "all" (every end of a kept groups=1 conv, so that the FromList
+    #: projections of strided convs are per channel pair and their rows short; many projections)
+    conv_channels: str = "local"
+    #: SpiNN-5 boards of the machine (48 chips each); None: the largest machine (SpiNNaker1M,
+    #: 1200 boards). A program that needs more chips is refused with the figures
+    boards: int | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -43,7 +43,14 @@ group can reach (threshold, reset, leak, worst-case or calibrated drive, times `
 Synapses, delays and biases
 ---------------------------
 Each synapse matrix is split into an excitatory and an inhibitory ``FromListConnector``
-projection (sPyNNaker needs one sign per projection and synapse type). Every hop costs at least
+projection (sPyNNaker needs one sign per projection and synapse type). A convolution that
+``DenseForm`` kept stays a kernel (:mod:`.conv`: the program stores the kernel of each sign and
+the geometry, never the synapse list); a group whose inputs are all stride-1 odd square convs
+runs on sPyNNaker's local-only ``ConvolutionConnector`` cores, one population per channel
+(:mod:`.local_only`; ``docs/spinnaker-conv.md``). A group fed by a kept conv gets one scale per
+channel (the channel's largest drive), so that one kernel serves every position. Before anything
+is built the list synapses and neurons are checked against the memory budget, and the mapping
+estimate against the machine (``boards``). Every hop costs at least
 one tick, so group ``G`` runs ``latency[G]`` ticks behind the graph (longest feed-forward path
 from the input, one per hop); a projection's delay is ``latency[post] - latency[pre]`` (+1 for a
 recurrent edge, which carries the previous step). A loop that would need a delay < 1 raises.
@@ -97,8 +104,10 @@ from neurocompile.ir.time_units import check_resolution
 from neurocompile.passes.activity import neuron_drive_stats
 from neurocompile.passes.base import Lowering, PassContext
 from neurocompile.targets.input_encoding import choose_encoding, input_range
+from neurocompile.targets.spinnaker import conv as C
 from neurocompile.targets.spinnaker import fixed as F
 from neurocompile.targets.spinnaker import host_input as H
+from neurocompile.targets.spinnaker import local_only as L
 from neurocompile.targets.spinnaker.lowered import NEURONS_PER_CORE, LoweredSpiNNaker
 from neurocompile.targets.spinnaker.program import (
     HostDrive,
@@ -107,10 +116,12 @@ from neurocompile.targets.spinnaker.program import (
     Program,
     Projection,
     Source,
-    max_summed_weight,
     predict_shifts,
+    shift_for,
+    summed_bound,
     weight_words,
 )
+from neurocompile.utils.budget import check_alloc
 
 TIMESTEP_MS = 1.0
 V_TARGET = float(1 << 14)        # mV used by the largest value a group reaches (accum max 2**16)
@@ -134,12 +145,31 @@ def _if_constants() -> tuple[int, int]:
 
 
 def _uni(node, name, field, size):
-    return np.broadcast_to(np.asarray(getattr(node, field), dtype=float), (size,)).astype(float)
+    """A parameter of ``node`` per neuron, flat (C order for a shaped group)."""
+    v = np.asarray(getattr(node, field), dtype=float)
+    if v.ndim > 1 or (v.ndim == 1 and v.size not in (1, size)):
+        return v.reshape(-1).astype(float) if v.size == size else np.broadcast_to(v, (size,)).astype(float)
+    return np.broadcast_to(v, (size,)).astype(float)
+
+
+def _through_flatten(graph: Graph, name: str) -> str:
+    """The node a chain of Flatten nodes starts at (a flatten moves no value in C order)."""
+    while isinstance(graph.nodes[name], N.Flatten):
+        (name,) = graph.predecessors(name)
+    return name
+
+
+def _size(shape) -> int:
+    return int(np.prod(shape))
 
 
 def check_supported(graph: Graph) -> None:
     for name, node in graph.nodes.items():
-        if isinstance(node, (N.Input, N.Output, N.Linear)):
+        if isinstance(node, (N.Input, N.Output, N.Linear, N.Conv2d)):
+            continue
+        if isinstance(node, N.Flatten):
+            if len(graph.predecessors(name)) != 1:
+                raise UnsupportedError("a Flatten must have one input", node=name)
             continue
         if isinstance(node, N.Delay):
             raise UnsupportedError("Delay nodes are not mapped to SpiNNaker yet (sPyNNaker has "
@@ -158,8 +188,11 @@ def check_supported(graph: Graph) -> None:
         if np.any(np.asarray(node.v_reset, dtype=float) >= thr):
             raise UnsupportedError("v_reset must be below v_threshold", node=name)
     for name, node in graph.nodes.items():
-        if isinstance(node, N.Linear):
-            preds = graph.predecessors(name)
+        if isinstance(node, (N.Linear, N.Conv2d)):
+            preds = [_through_flatten(graph, p) for p in graph.predecessors(name)]
+            if isinstance(node, N.Conv2d) and len(graph.predecessors(name)) == 1 and \
+                    isinstance(graph.nodes[graph.predecessors(name)[0]], N.Flatten):
+                raise UnsupportedError("a convolution must read a shaped group or the input", node=name)
             if len(preds) != 1 or not isinstance(graph.nodes[preds[0]], (N.Input,) + SUPPORTED):
                 raise UnsupportedError("a synapse matrix must start at the input or at one neuron "
                                        "group", node=name)
@@ -169,19 +202,49 @@ def check_supported(graph: Graph) -> None:
                                            f"{graph.nodes[s].op}", node=name)
         if isinstance(node, N.Output):
             for p in graph.predecessors(name):
-                if not isinstance(graph.nodes[p], SUPPORTED):
+                if not isinstance(graph.nodes[_through_flatten(graph, p)], SUPPORTED):
                     raise UnsupportedError("SpiNNaker outputs are spike trains of a neuron group",
                                            node=name)
 
 
 @dataclasses.dataclass
 class _Syn:
+    """One synapse layer: ``matrix`` (n_post, n_pre) dense or ``scipy.sparse``, or a kept
+    ``conv`` (a Conv2d reading ``in_shape``) with ``matrix`` None."""
     pre: str
     post: str
-    matrix: np.ndarray          # (n_post, n_pre)
+    matrix: object              # (n_post, n_pre) ndarray / scipy.sparse, or None for a conv
     bias: np.ndarray            # (n_post,)
     recurrent: bool
     node: str
+    conv: N.Conv2d | None = None
+    in_shape: tuple | None = None
+
+    def signed(self, gain: np.ndarray):
+        """``[(receptor, pre, post, |w| * gain)]`` per sign: the synapse list of a matrix (no conv)."""
+        out = []
+        if isinstance(self.matrix, np.ndarray):
+            W = self.matrix * gain[:, None]
+            for rec, mask in (("excitatory", W > 0), ("inhibitory", W < 0)):
+                post_i, pre_i = np.nonzero(mask)
+                out.append((rec, pre_i, post_i, np.abs(W[post_i, pre_i])))
+            return out
+        M = self.matrix.tocoo()
+        order = np.lexsort((M.col, M.row))
+        row, col = M.row[order].astype(np.int64), M.col[order].astype(np.int64)
+        w = M.data[order] * gain[row]
+        for rec, mask in (("excitatory", w > 0), ("inhibitory", w < 0)):
+            out.append((rec, col[mask], row[mask], np.abs(w[mask])))
+        return out
+
+    def conv_kernel(self, gain: np.ndarray) -> np.ndarray:
+        """The conv's kernel in nA: ``weight * gain`` of each output channel (the gain of a conv's
+        destination is uniform per channel, see ``_channel_peak``)."""
+        w = np.asarray(self.conv.weight, dtype=np.float64)
+        per = gain.reshape(w.shape[0], -1)
+        if np.any(per != per[:, :1]):   # pragma: no cover - _channel_peak makes it uniform
+            raise RuntimeError(f"the gain of '{self.post}' is not uniform per channel")
+        return w * per[:, 0][:, None, None, None]
 
 
 def _synapses(graph: Graph, shapes) -> list[_Syn]:
@@ -190,19 +253,77 @@ def _synapses(graph: Graph, shapes) -> list[_Syn]:
     for g, node in graph.nodes.items():
         if not isinstance(node, SUPPORTED):
             continue
+        n = _size(shapes[g])
         for p in graph.predecessors(g):
             pn = graph.nodes[p]
-            if isinstance(pn, N.Linear):
+            if isinstance(pn, N.Conv2d):
                 (src,) = graph.predecessors(p)
                 rec = (src, p) in back or (p, g) in back
-                bias = np.broadcast_to(getattr(pn, "bias", 0.0), (shapes[g][0],)).astype(float)
-                out.append(_Syn(src, g, np.asarray(pn.weight, float), bias, rec, p))
+                bias = np.broadcast_to(np.asarray(pn.bias, dtype=float), (pn.weight.shape[0],))
+                bias = np.repeat(bias, n // pn.weight.shape[0]).astype(float)
+                out.append(_Syn(src, g, None, bias, rec, p, conv=pn, in_shape=tuple(shapes[src])))
+            elif isinstance(pn, N.Linear):
+                (src,) = graph.predecessors(p)
+                rec = (src, p) in back or (p, g) in back
+                src = _through_flatten(graph, src)
+                bias = np.broadcast_to(getattr(pn, "bias", 0.0), (n,)).astype(float)
+                w = pn.weight if not isinstance(pn.weight, np.ndarray) else np.asarray(pn.weight, float)
+                out.append(_Syn(src, g, w, bias, rec, p))
             else:
-                n = shapes[g][0]
-                if shapes[p][0] != n:
+                if _size(shapes[p]) != n:
                     raise UnsupportedError("a direct edge between groups needs equal sizes", node=g)
-                out.append(_Syn(p, g, np.eye(n), np.zeros(n), (p, g) in back, g))
+                from scipy import sparse
+
+                eye = np.eye(n) if n <= 4096 else sparse.identity(n, format="csr")
+                out.append(_Syn(p, g, eye, np.zeros(n), (p, g) in back, g))
     return out
+
+
+def _drive_stats(graph: Graph, calibration, shapes) -> dict[str, dict]:
+    """:func:`neuron_drive_stats`; without calibration its worst-case bound computed from conv
+    and sparse structures too (every presynaptic neuron spiking in the same step)."""
+    if calibration is not None:
+        return neuron_drive_stats(graph, calibration)
+    from neurocompile.ir.linear_maps import conv_tap_sums
+
+    stats = {}
+    for n, node in graph.nodes.items():
+        if not (node.is_neuron and not node.graded):
+            continue
+        bound = 0.0
+        for p in graph.predecessors(n):
+            pn = graph.nodes[p]
+            w = getattr(pn, "weight", None)
+            if w is None:
+                continue
+            if isinstance(pn, N.Conv2d):
+                geo = (shapes[graph.predecessors(p)[0]], pn.stride, pn.padding, pn.dilation, pn.groups)
+                pos = conv_tap_sums(w, *geo, values=np.clip(w, 0, None))
+                neg = conv_tap_sums(w, *geo, values=np.clip(-w, 0, None))
+                b = np.repeat(np.broadcast_to(np.abs(np.asarray(pn.bias, float)), (w.shape[0],)),
+                              pos.size // w.shape[0])
+            elif isinstance(w, np.ndarray):
+                pos = np.clip(w, 0, None).sum(axis=1)
+                neg = np.clip(-w, 0, None).sum(axis=1)
+                b = np.abs(getattr(pn, "bias", 0.0))
+            else:
+                pos = np.asarray(w.maximum(0).sum(axis=1)).reshape(-1)
+                neg = np.asarray((-w).maximum(0).sum(axis=1)).reshape(-1)
+                b = np.abs(getattr(pn, "bias", 0.0))
+            bound = bound + np.maximum(pos, neg) + b
+        if node.current:
+            bound = bound * np.abs(np.asarray(node.w_in, float)).reshape(-1)
+        stats[n] = {"drive": np.asarray(bound, dtype=float), "v": None, "observed": False}
+    return stats
+
+
+def _channel_peak(values, channels: int | None):
+    """Per-neuron values replaced by their channel's maximum (a conv destination: one kernel
+    serves every position of a channel, so the group's scale must be uniform per channel)."""
+    if channels is None or values is None:
+        return values
+    v = np.asarray(values, dtype=float).reshape(channels, -1)
+    return np.repeat(v.max(axis=1), v.shape[1])
 
 
 def longest_hops(graph: Graph, syns: list[_Syn]) -> dict[str, int]:
@@ -234,7 +355,13 @@ def _best_raw(target: np.ndarray, ideal_tau: np.ndarray, value_of) -> np.ndarray
 
 
 def _raw(x) -> np.ndarray:
-    return F.s1615_from_host(np.asarray(x, dtype=float))
+    """The host's S1615 words of ``x``, converted once per distinct value (a group's parameters
+    repeat over its neurons; the conversion goes through each float's decimal text)."""
+    x = np.asarray(x, dtype=float)
+    if x.size <= 4096:
+        return F.s1615_from_host(x)
+    u, inv = np.unique(x, return_inverse=True)
+    return F.s1615_from_host(u)[inv.reshape(x.shape)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -253,8 +380,10 @@ class QuantizeSpiNNaker(Lowering):
         encoding = choose_encoding(graph, opts.calibration, getattr(opts, "input_encoding", None))
         if encoding == "current":
             input_range(graph, opts.calibration)   # the first groups' scales need the analog range
-        stats = neuron_drive_stats(graph, opts.calibration)
+        stats = _drive_stats(graph, opts.calibration, shapes)
         syns = _synapses(graph, shapes)
+        conv_dst = {s.post: int(s.conv.weight.shape[0]) for s in syns if s.conv is not None}
+        _check_list_memory(syns, sum(_size(shapes[g]) for g, nd in graph.nodes.items() if isinstance(nd, SUPPORTED)))
         lat = longest_hops(graph, syns)
         # direct input: the synapse layer from the input is the host's, not a projection
         host_syns = [s for s in syns if s.pre == inp] if encoding == "current" else []
@@ -270,6 +399,8 @@ class QuantizeSpiNNaker(Lowering):
             if d > MAX_DELAY:
                 raise UnsupportedError(f"delay of {d} ticks exceeds sPyNNaker's {MAX_DELAY}", node=s.node)
             delays[id(s)] = d
+        local = L.local_only_groups(graph, syns, delays, host_driven, inp, enabled=bool(opts.conv_connector))
+        rowsum = _rowsum_groups(syns)
         ts = np.int64(F.ONE)
         pops, gains, reports = [], {}, {}
         # a recurrent edge carries the previous step's value of its Affine, so its bias is
@@ -291,14 +422,16 @@ class QuantizeSpiNNaker(Lowering):
         for g, node in graph.nodes.items():
             if not isinstance(node, SUPPORTED):
                 continue
-            n = shapes[g][0]
+            n = _size(shapes[g])
             bias = (np.broadcast_to(bias_ff.get(g, 0.0), (n,)).astype(float),
                     np.broadcast_to(bias_rec.get(g, 0.0), (n,)).astype(float))
-            args = (graph, g, node, n, stats[g], lat[g], margin, if_window, ts, bias, g in host_driven)
+            st = {k: _channel_peak(None if v is None else np.broadcast_to(v, (n,)), conv_dst.get(g))
+                  for k, v in stats[g].items() if k in ("drive", "v")}
+            args = (graph, g, node, n, st, lat[g], margin, if_window, ts, bias, g in host_driven, g in local)
             pop, gain, rep = self._group(*args, boost=1.0)
             # keep sPyNNaker's worst-case ring-buffer sum (max weight x fan-in, per projection)
             # below RB_LIMIT nA so that the left shift stays <= 14 and word << shift fits an accum
-            bound = _group_bound(syns, g, gain)
+            bound = _group_bound(syns, g, gain, g in local, g in rowsum)
             if bound > RB_LIMIT:
                 pop, gain, rep = self._group(*args, boost=RB_LIMIT / bound)
                 rep["scaled_down_for_ring_buffer"] = RB_LIMIT / bound
@@ -308,43 +441,75 @@ class QuantizeSpiNNaker(Lowering):
         # projections: float weights in nA, split by sign
         raw_projs: list[Projection] = []
         for s in syns:
-            W = s.matrix * gains[s.post][:, None]
             pre = inp if s.pre == inp else s.pre
-            for rec, mask in (("excitatory", W > 0), ("inhibitory", W < 0)):
-                post_i, pre_i = np.nonzero(mask)
+            if s.conv is not None:
+                K = s.conv_kernel(gains[s.post])
+                geo = C.geometry(s.conv, s.in_shape)
+                for rec, k in (("excitatory", np.where(K > 0, K, 0.0)), ("inhibitory", np.where(K < 0, -K, 0.0))):
+                    if np.any(k):
+                        raw_projs.append(Projection(
+                            name=f"{s.node}.{rec[:3]}", pre=pre, post=s.post, receptor=rec, delay=delays[id(s)],
+                            pre_idx=np.zeros(0, np.int64), post_idx=np.zeros(0, np.int64), weight=k,
+                            w_int=np.zeros(k.shape, dtype=np.int64), conv=geo))
+                continue
+            for rec, pre_i, post_i, w in s.signed(gains[s.post]):
                 if post_i.size:
                     raw_projs.append(Projection(
                         name=f"{s.node}.{rec[:3]}", pre=pre, post=s.post, receptor=rec,
                         delay=delays[id(s)], pre_idx=pre_i.astype(np.int64),
-                        post_idx=post_i.astype(np.int64), weight=np.abs(W[post_i, pre_i]),
+                        post_idx=post_i.astype(np.int64), weight=w,
                         w_int=np.zeros(post_i.size, dtype=np.int64)))
-        projs, shifts, qrep = _quantize_weights(raw_projs, [p.name for p in pops])
-        n_in = int(shapes[inp][0])
+        n_in = _size(shapes[inp])
+        sources = [] if host_syns else [Source(name=inp, kind="input", size=n_in)]
+        graph_pops = pops
+        split = {g: tuple(shapes[g]) for g in local}
+        split.update({s.pre: tuple(shapes[s.pre]) for s in syns if s.post in local})
+        if opts.conv_channels == "all":   # every end of a kept conv: FromList rows padded per channel pair
+            convs = [s for s in syns if s.conv is not None]
+            ends = {n for s in convs for n in (s.pre, s.post)} - host_driven
+            bad = {n for s in convs if int(s.conv.groups) != 1 for n in (s.pre, s.post)}
+            split.update({n: tuple(shapes[n]) for n in ends - bad if len(shapes[n]) == 3})
+        elif opts.conv_channels != "local":
+            raise UnsupportedError(f"option conv_channels must be 'local' or 'all', not {opts.conv_channels!r}")
+        groups = {}
+        if split:   # local-only conv groups and their sources: one population per channel
+            pops, raw_projs, sources = L.split_parts(pops, raw_projs, sources, split, local, per_core)
+            groups = {g: [L.channel_name(g, c) for c in range(split[g][0])] for g in split}
+        # a wide dense layer (the readout of 65,536 neurons): sPyNNaker's worst case, max|w| x
+        # fan-in, would leave a bit or two per word; such a population gets
+        # max_expected_summed_weight = the true bound (all sources spiking in one tick: the
+        # largest row sum of |w|) instead
+        override = {g: _row_sum_bound([p for p in raw_projs if p.post == g]) for g in rowsum if g not in split}
+        pops = [dataclasses.replace(p, max_summed=override[p.name]) if p.name in override else p for p in pops]
+        projs, shifts, qrep = _quantize_weights(raw_projs, [p.name for p in pops], override)
         host = _host_input(host_syns, {p.name: p for p in pops}, gains, graph, ts, n_in)
-        sources = [] if host else [Source(name=inp, kind="input", size=n_in)]
         outputs = {}
         for o in graph.outputs:
             (p,) = graph.predecessors(o)
-            outputs[o] = p
+            outputs[o] = _through_flatten(graph, p)
         program = Program(timestep_ms=TIMESTEP_MS, time_scale_factor=1, graph_dt=graph.dt,
                           populations=pops, sources=sources, projections=projs, shifts=shifts,
-                          outputs=outputs, input_name=inp, host_input=host)
+                          outputs=outputs, input_name=inp, host_input=host, groups=groups)
         resources = estimate_resources(program, per_core)
+        check_fits(resources, getattr(opts, "boards", None))
         in_rep = _input_report(program, graph, opts.calibration, per_core, encoding)
         rep = {"timestep_ms": TIMESTEP_MS, "time_scale_factor": 1,
                "graph_time_per_tick_s": graph.dt,
                "board_slowdown_vs_graph_time": (1e-3 / graph.dt) if graph.dt else None,
-               "latency": {p.name: p.latency for p in pops},
+               "latency": {p.name: p.latency for p in graph_pops},
                "output_shift_ticks": {o: lat[p] for o, p in outputs.items()},
                "groups": reports, "ring_buffer_shifts": shifts, "weights": qrep,
-               "resources": resources, "input": in_rep}
+               "resources": resources, "input": in_rep,
+               "local_only": {g: {"channels": split[g][0], "connector": "ConvolutionConnector",
+                                  "model": "IF_curr_exp", "tau_syn_raw": L.TAU_SYN_RAW} for g in sorted(local)}}
         program.report = rep
         ctx.report["spinnaker"] = rep
         ctx.report["input"] = in_rep
         return LoweredSpiNNaker(graph=graph, program=program)
 
     # -- one neuron group -------------------------------------------------------------------
-    def _group(self, graph, g, node, n, st, latency, margin, if_window, ts, biases, host_driven, boost):
+    def _group(self, graph, g, node, n, st, latency, margin, if_window, ts, biases, host_driven, local_only,
+               boost):
         bias = biases[0] + biases[1]
         thr = _uni(node, g, "v_threshold", n)
         vreset = _uni(node, g, "v_reset", n)
@@ -390,7 +555,7 @@ class QuantizeSpiNNaker(Lowering):
             dt, rule = graph.dt, graph.discretization
             if dt is None:
                 raise UnsupportedError("the graph has no dt", node=g)
-            beta = np.broadcast_to(N.decay_factor(np.asarray(getattr(node, node.membrane_tau), float), dt, rule),
+            beta = np.broadcast_to(N.decay_factor(_uni(node, g, node.membrane_tau, n), dt, rule),
                                    (n,)).astype(float)
             if np.any(beta <= 0) or np.any(beta >= 1):
                 raise UnsupportedError(f"membrane decay {beta.min():.4g}..{beta.max():.4g} is outside "
@@ -415,7 +580,7 @@ class QuantizeSpiNNaker(Lowering):
             rep.update(beta=float(beta.mean()), beta_chip=float(beta_q.mean()),
                        beta_max_abs_error=float(np.abs(beta_q - beta).max()))
             if isinstance(node, N.CubaLIF):
-                alpha = np.broadcast_to(N.decay_factor(np.asarray(node.tau_syn, float), dt, rule),
+                alpha = np.broadcast_to(N.decay_factor(_uni(node, g, "tau_syn", n), dt, rule),
                                         (n,)).astype(float)
                 if np.any(alpha <= 0) or np.any(alpha >= 1):
                     raise UnsupportedError("synaptic decay outside (0, 1): dt too large for tau_syn", node=g)
@@ -435,6 +600,19 @@ class QuantizeSpiNNaker(Lowering):
                 model = "IF_curr_exp"
                 rep.update(alpha=float(alpha.mean()), alpha_chip=float((decay / 2.0 ** 32).mean()),
                            init_chip=float((init / 2.0 ** 32).mean()))
+            elif local_only:
+                # only IF_curr_exp has a local-only binary: tau_syn with a zero on-chip decay makes
+                # its synapse a one-tick input scaled by init (divided out of the weights)
+                tau_s = np.full(n, L.TAU_SYN_RAW, np.int64)
+                decay, init = F.exp_synapse_init(tau_s, ts)
+                if np.any(decay != 0):   # pragma: no cover - a property of the fixed-point code
+                    raise RuntimeError("the local-only tau_syn no longer gives a zero decay")
+                raw.update(tau_syn_E=tau_s, tau_syn_I=tau_s.copy())
+                cur_scale = scale * r
+                gain = cur_scale / (init / 2.0 ** 32)
+                raw["i_offset"] = _raw(cur_scale * bias)
+                model = "IF_curr_exp"
+                rep.update(local_only=True, init_chip=float((init / 2.0 ** 32).mean()))
             else:
                 raw.update(tau_syn_E=np.full(n, F.ONE, np.int64), tau_syn_I=np.full(n, F.ONE, np.int64))
                 gain = scale * r
@@ -464,22 +642,37 @@ def _host_input(host_syns: list[_Syn], pops: dict[str, Population], gains, graph
     entries = []
     for g in dict.fromkeys(s.post for s in host_syns):
         pop = pops[g]
-        W = sum(s.matrix for s in host_syns if s.post == g)
-        nz = W != 0
-        m = max(1, int(nz.sum(axis=1).max(initial=0)))
-        pre = np.zeros((pop.size, m), dtype=np.int64)
-        w = np.zeros((pop.size, m))
-        for j in range(pop.size):
-            (idx,) = np.nonzero(nz[j])
-            pre[j, :idx.size] = idx
-            w[j, :idx.size] = W[j, idx]
+        into = [s for s in host_syns if s.post == g]
+        if all(isinstance(s.matrix, np.ndarray) for s in into):
+            W = sum(s.matrix for s in into)
+            nz = W != 0
+            m = max(1, int(nz.sum(axis=1).max(initial=0)))
+            pre = np.zeros((pop.size, m), dtype=np.int64)
+            w = np.zeros((pop.size, m))
+            for j in range(pop.size):
+                (idx,) = np.nonzero(nz[j])
+                pre[j, :idx.size] = idx
+                w[j, :idx.size] = W[j, idx]
+        else:   # convs and sparse matrices: rows of the summed csr matrix
+            Wc = sum(_csr(s, pop.size, n_in) for s in into).tocsr()
+            Wc.sum_duplicates()
+            Wc.eliminate_zeros()
+            lens = np.diff(Wc.indptr)
+            m = max(1, int(lens.max(initial=0)))
+            check_alloc(16 * pop.size * m, f"the host input's {pop.size} x {m} rows of weights", node=g)
+            pre = np.zeros((pop.size, m), dtype=np.int64)
+            w = np.zeros((pop.size, m))
+            col = np.arange(Wc.nnz) - np.repeat(Wc.indptr[:-1], lens)
+            row = np.repeat(np.arange(pop.size), lens)
+            pre[row, col] = Wc.indices
+            w[row, col] = Wc.data
         node = graph.nodes[g]
         zeros = np.zeros(pop.size)
         # |R * word| <= host_input.LIMIT: R = kdivk(tau_m, cm) (1.0 for LIF/CubaLIF, 16384 for IF)
         R = F.lif_init(pop.raw["tau_m"], pop.raw["cm"], pop.raw["tau_refrac"], ts)["R"]
         limit = np.floor(H.LIMIT * float(F.ONE) / R.astype(float))
         if pop.model == "IF_curr_exp":
-            alpha = np.broadcast_to(N.decay_factor(np.asarray(node.tau_syn, float), graph.dt,
+            alpha = np.broadcast_to(N.decay_factor(_uni(node, g, "tau_syn", pop.size), graph.dt,
                                                    graph.discretization), (pop.size,)).astype(float)
             w_in = _uni(node, g, "w_in", pop.size)
             decay = F.exp_synapse_init(pop.raw["tau_syn_E"], ts)[0] / 2.0 ** 32
@@ -492,6 +685,16 @@ def _host_input(host_syns: list[_Syn], pops: dict[str, Population], gains, graph
                                      gain=gains[g].copy(), g_off=gains[g].copy(), g_syn=zeros.copy(),
                                      a=zeros.copy(), c=zeros.copy(), limit=limit))
     return HostInput(size=n_in, entries=entries, rounding=H.ROUNDING)
+
+
+def _csr(s: _Syn, n_post: int, n_pre: int):
+    """A synapse layer as a ``scipy.sparse`` csr matrix (n_post, n_pre)."""
+    from scipy import sparse
+
+    if s.conv is not None:
+        pre, post, w = C.expand_all(np.asarray(s.conv.weight, dtype=np.float64), C.geometry(s.conv, s.in_shape))
+        return sparse.csr_matrix((w, (post, pre)), shape=(n_post, n_pre))
+    return sparse.csr_matrix(s.matrix)
 
 
 def _input_report(program: Program, graph: Graph, calibration, per_core: int, encoding: str) -> dict:
@@ -527,21 +730,114 @@ def _input_report(program: Program, graph: Graph, calibration, per_core: int, en
                      "word changes"}
 
 
-def _group_bound(syns, g, gain) -> float:
-    """sPyNNaker's worst-case ring-buffer sum (nA) of group ``g`` for its larger synapse type."""
-    b = {True: [], False: []}
+def _group_bound(syns, g, gain, local_only: bool = False, rowsum: bool = False) -> float:
+    """sPyNNaker's worst-case ring-buffer sum (nA) of group ``g`` for its larger synapse type
+    (``rowsum``: the row-sum bound its max_expected_summed_weight will carry)."""
+    if rowsum:
+        b = {"excitatory": 0.0, "inhibitory": 0.0}
+        for sy in syns:
+            if sy.post == g:
+                for rec, _pre, post, w in sy.signed(gain):
+                    if post.size:
+                        b[rec] = b[rec] + np.bincount(post, weights=w, minlength=gain.size)
+        return float(max(np.max(v) for v in b.values()))
+    if local_only:   # per channel population: every (source, destination) channel pair counts k*k
+        total = 0.0
+        for sy in syns:
+            if sy.post == g:
+                K = sy.conv_kernel(gain)
+                total = np.add(total, [L.local_only_bound(K[co:co + 1], sy.in_shape[1] * sy.in_shape[2])
+                                       for co in range(K.shape[0])])
+        return float(np.max(total))
+    b = {"excitatory": [], "inhibitory": []}
     for sy in syns:
         if sy.post != g:
             continue
-        W = sy.matrix * gain[:, None]
-        for pos in (True, False):
-            m = W > 0 if pos else W < 0
-            if m.any():
-                b[pos].append((np.abs(W[m]), np.nonzero(m)[0]))
-    return max(max_summed_weight(b[True], TIMESTEP_MS), max_summed_weight(b[False], TIMESTEP_MS))
+        if sy.conv is not None:
+            K = sy.conv_kernel(gain)
+            geo = C.geometry(sy.conv, sy.in_shape)
+            for rec, k in (("excitatory", np.where(K > 0, K, 0.0)), ("inhibitory", np.where(K < 0, -K, 0.0))):
+                if np.any(k):
+                    b[rec].append((float(k.max()), int(C.fan_in(k, geo).max(initial=0))))
+            continue
+        for rec, _pre, post, w in sy.signed(gain):
+            if post.size:
+                b[rec].append((float(w.max()), int(np.bincount(post).max())))
+    return max(summed_bound(b["excitatory"], TIMESTEP_MS), summed_bound(b["inhibitory"], TIMESTEP_MS))
 
 
-def _quantize_weights(projs: list[Projection], pops: list[str]):
+#: bytes a list synapse costs while the lowering builds it: pre, post, weight and word (8 B each)
+#: in the projection, its quantized copy, and the sign split's temporaries
+LIST_SYNAPSE_BYTES = 96
+#: bytes of one neuron's words and state in the program (12 raw fields, scales, timers) and the
+#: lowering's temporaries
+NEURON_BYTES = 400
+
+
+def _check_list_memory(syns, n_neurons: int = 0) -> None:
+    """Refuse (with the figures) a program whose synapse lists and neurons would not fit the
+    memory budget, before they are built."""
+    n = 0
+    for s in syns:
+        if s.conv is None:
+            m = s.matrix
+            n += int(np.count_nonzero(m)) if isinstance(m, np.ndarray) else int(m.nnz)
+    check_alloc(LIST_SYNAPSE_BYTES * n + NEURON_BYTES * n_neurons,
+                f"the SpiNNaker program's {n} list synapses and {n_neurons} neurons")
+
+
+#: a group fed only by synapse matrices, whose widest fan-in is at least ROWSUM_FAN_IN and whose
+#: worst-case shift (max|w| x fan-in) exceeds the row-sum one by at least ROWSUM_BITS, gets
+#: max_expected_summed_weight = its row-sum bound (see _rowsum_groups)
+ROWSUM_FAN_IN = 1024
+ROWSUM_BITS = 3
+
+
+def _rowsum_groups(syns) -> set[str]:
+    """Groups whose shift should follow the row-sum bound (graph weights; the decision is made
+    once, before the scales): fed only by matrices, a fan-in >= ROWSUM_FAN_IN, and sPyNNaker's
+    worst-case rule ROWSUM_BITS or more above the largest row sum of |w| per sign."""
+    into: dict[str, list] = {}
+    for s in syns:
+        into.setdefault(s.post, []).append(s)
+    out = set()
+    for g, ss in into.items():
+        if any(s.conv is not None for s in ss):
+            continue
+        worst, rows = {}, {}
+        fan = 0
+        for s in ss:
+            for rec, _pre, post, w in s.signed(np.ones(s.matrix.shape[0])):
+                if not post.size:
+                    continue
+                n = int(np.bincount(post).max())
+                fan = max(fan, n)
+                worst[rec] = worst.get(rec, 0.0) + float(w.max()) * n
+                r = np.bincount(post, weights=w, minlength=s.matrix.shape[0])
+                rows[rec] = rows.get(rec, 0.0) + r
+        if fan < ROWSUM_FAN_IN:
+            continue
+        gain = [shift_for(worst[r]) - shift_for(float(np.max(rows[r]))) for r in worst]
+        if gain and max(gain) >= ROWSUM_BITS:
+            out.add(g)
+    return out
+
+
+def _row_sum_bound(projs: list[Projection]) -> list[float]:
+    """[exc, inh] (nA): per type the largest, over target neurons, sum of |w| of its synapses, a
+    hard bound on one tick's ring-buffer input (a source spikes at most once a tick)."""
+    bound = []
+    for rec in ("excitatory", "inhibitory"):
+        rows = [np.bincount(p.post_idx, weights=np.abs(p.weight)) for p in projs if p.receptor == rec]
+        if not rows:
+            bound.append(0.0)
+            continue
+        m = max(r.size for r in rows)
+        bound.append(float(sum(np.pad(r, (0, m - r.size)) for r in rows).max()))
+    return bound
+
+
+def _quantize_weights(projs: list[Projection], pops: list[str], max_summed: dict | None = None):
     """Predict sPyNNaker's shifts, quantize to 16-bit words and export exact nA weights.
 
     The shift sPyNNaker computes from the *exported* weights must equal the one they were
@@ -550,32 +846,42 @@ def _quantize_weights(projs: list[Projection], pops: list[str]):
     the bound fits again. If instead the exported weights call for a smaller shift, quantize
     again with it (shifts only go down, so this ends)."""
     floats = [p.weight.copy() for p in projs]
-    shifts = predict_shifts(projs, pops, TIMESTEP_MS)
+    max_summed = max_summed or {}
+    shifts = predict_shifts(projs, pops, TIMESTEP_MS, max_summed)
+    into: dict[tuple[str, str], list[int]] = {}
+    for i, p in enumerate(projs):
+        into.setdefault((p.post, p.receptor), []).append(i)
+    fans = [p.fan_in_max() for p in projs]
     for _ in range(20):
         words_all = []
         for p, w in zip(projs, floats):
             sh = shifts[p.post][0 if p.receptor == "excitatory" else 1]
             words_all.append(weight_words(w, sh))
         for pop in pops:
-            for r, rec in enumerate(("excitatory", "inhibitory")):
-                idx = [i for i, p in enumerate(projs) if p.post == pop and p.receptor == rec]
-                if not idx:
+            for rec in ("excitatory", "inhibitory"):
+                idx = into.get((pop, rec))
+                if not idx or pop in max_summed:   # its shift does not follow the words
                     continue
-                fan = {i: int(np.bincount(projs[i].post_idx).max()) for i in idx}
-                while True:
-                    total = sum(int(words_all[i].max(initial=0)) * fan[i] for i in idx)
-                    if total < (1 << 15):
-                        break
-                    j = max(idx, key=lambda i: int(words_all[i].max(initial=0)) * fan[i])
-                    words_all[j] = np.minimum(words_all[j], int(words_all[j].max()) - 1)
+                top = {i: int(words_all[i].max(initial=0)) for i in idx}
+                was = dict(top)
+                while sum(top[i] * fans[i] for i in idx) >= (1 << 15):
+                    j = max(idx, key=lambda i: top[i] * fans[i])
+                    top[j] -= 1
+                for i in idx:   # the words' cap, applied once (min is idempotent)
+                    if top[i] != was[i]:
+                        words_all[i] = np.minimum(words_all[i], top[i])
         out, masks = [], []
         for p, words in zip(projs, words_all):
             sh = shifts[p.post][0 if p.receptor == "excitatory" else 1]
+            if p.conv is not None:   # a kernel: a zero word is a tap without a synapse of this sign
+                masks.append(None)
+                out.append(dataclasses.replace(p, w_int=words, weight=words * 2.0 ** (sh - 15)))
+                continue
             keep = words > 0
             masks.append(keep)
             out.append(dataclasses.replace(p, pre_idx=p.pre_idx[keep], post_idx=p.post_idx[keep],
                                            w_int=words[keep], weight=words[keep] * 2.0 ** (sh - 15)))
-        new = predict_shifts(out, pops, TIMESTEP_MS)
+        new = predict_shifts(out, pops, TIMESTEP_MS, max_summed)
         if new == shifts:
             break
         shifts = new
@@ -583,42 +889,161 @@ def _quantize_weights(projs: list[Projection], pops: list[str]):
         raise UnsupportedError("ring-buffer shifts do not settle for these weights")
     rep = {}
     for p, w, q, keep in zip(projs, floats, out, masks):
-        got = np.zeros_like(w)
-        got[keep] = q.weight
+        if keep is None:
+            got = q.weight
+            n, kept = p.n_synapses, q.n_synapses
+        else:
+            got = np.zeros_like(w)
+            got[keep] = q.weight
+            n, kept = int(w.size), int(q.pre_idx.size)
         err = np.abs(got - w)
-        rep[p.name] = {"n": int(w.size), "dropped_zero": int(w.size - q.pre_idx.size),
+        rep[p.name] = {"n": n, "dropped_zero": n - kept,
                        "max_rel_error": float(err.max() / max(float(w.max()), 1e-300)) if w.size else 0.0,
                        "shift": shifts[p.post][0 if p.receptor == "excitatory" else 1]}
-    out = [p for p in out if p.pre_idx.size]
+        if keep is None:
+            rep[p.name].update(kind="conv", kernel=list(q.w_int.shape), connector=q.conv["connector"])
+    out = [p for p in out if (np.any(p.w_int) if p.conv is not None else p.pre_idx.size)]
     return out, shifts, rep
 
 
+#: application cores a chip (18 minus the monitor and the extra monitor sPyNNaker puts on every chip)
+CORES_PER_CHIP = 16
+#: chips of a SpiNN-5 board, and of the largest machine (SpiNNaker1M: 1200 boards)
+CHIPS_PER_BOARD = 48
+MAX_BOARDS = 1200
+#: SDRAM of a chip sPyNNaker can allocate (the virtual machine reports 123 MB of the 128 MB)
+CHIP_SDRAM = 123 << 20
+#: ConvolutionConnector region 9 (local_only_convolution.py): the header (6 shorts + 3 words),
+#: 40 B per source (KEY_INFO_SIZE + 6 words), 36 B per connector, 2 B per kernel word; region 8: 5 words
+CONV_HEADER_BYTES, CONV_SOURCE_BYTES, CONV_CONNECTOR_BYTES, LOCAL_ONLY_BYTES = 24, 40, 36, 20
+#: SDRAM a neuron costs on its core: parameters and initial values (60 B each for IF_curr_*) and
+#: the neuron builder's per-neuron data (~350-400 B, measured per region on the virtual board)
+NEURON_SDRAM_BYTES = 500
+#: the fixed regions of a neuron core (system, core params, provenance, recording headers...)
+CORE_SDRAM_BYTES = 2_000
+
+
+def conv_core_words(pr: Projection, per: int, pre_grid: list | None, pre_per: int,
+                    post_grid: list | None = None) -> int:
+    """Synaptic-matrix words on one post core of ``per`` consecutive (C-order) neurons for a
+    FromList built from a kept conv, in closed form (an estimate, checked on the virtual board):
+    every source core whose neurons reach the core's output rows (the input rows under them, all
+    columns, in every source channel with a nonzero tap) brings all its neurons' rows, each 3
+    header words plus the projection's longest row (sPyNNaker pads rows to it)."""
+    geo = pr.conv
+    co, cig, kh, kw = pr.w_int.shape
+    C_in, H, W = geo["in_shape"]
+    _, Ho, Wo = geo["out_shape"]
+    (sh, _sw), (dh, _dw) = geo["stride"], geo["dilation"]
+    plane = Ho * Wo
+    out_cols = Wo
+    if post_grid:   # a channel population's (x, y) tile
+        n_co, out_rows, out_cols = 1, min(Ho, post_grid[3]), min(Wo, post_grid[2])
+    elif per >= plane:
+        n_co, out_rows = min(co, math.ceil(per / plane) + 1), Ho
+    else:
+        n_co, out_rows = (2 if plane % per else 1), min(Ho, math.ceil(per / Wo) + 1)
+    in_rows = min(H, (out_rows - 1) * sh + (kh - 1) * dh + 1)
+    in_cols = W if out_cols == Wo else min(W, (out_cols - 1) * geo["stride"][1] + (kw - 1) * geo["dilation"][1] + 1)
+    nz = np.any(pr.w_int != 0, axis=(2, 3))                      # (co, cig) channel pairs in use
+    ci = min(C_in, int(math.ceil(nz.sum(axis=1).mean())) * n_co) if nz.any() else 0
+    if pre_grid:    # a channel population: (x, y) tiles
+        tx, ty = pre_grid[2], pre_grid[3]
+        cols = W if in_cols == W else min(W, (math.ceil(in_cols / tx) + 1) * tx)
+        rows = ci * min(H, (math.ceil(in_rows / ty) + 1) * ty) * cols
+    else:           # C-order slices of pre_per neurons
+        rows = ci * (math.ceil(in_rows * in_cols / pre_per) + 1) * pre_per
+    rows = min(int(np.prod(geo["in_shape"])), rows)
+    return int(rows * (3 + int(pr.fan_out(C.n_pre(geo)).max(initial=0))))
+
+
 def estimate_resources(program: Program, per_core: int = NEURONS_PER_CORE) -> dict:
-    """Cores (``per_core`` neurons a core; sPyNNaker 7.4 keeps a ``SpikeSourceArray`` on one core),
-    a lower bound on chips (16 application cores a chip: 18 minus the monitor and the extra
-    monitor sPyNNaker puts on every chip; 15 on the Ethernet chip, which also holds the data
-    gatherer; the placer may spread further) and an SDRAM estimate per core: neuron state,
-    synaptic rows (3 header words + the longest row, for every source neuron), and overhead."""
-    cores = {}
-    sdram = {}
+    """Cores, chips, boards and an SDRAM estimate per core (see docs/spinnaker-conv.md).
+
+    Cores: ``per_core`` neurons a core for a standard population; a channel population (local-only
+    conv cores, or the channels of their sources) tiles its (H, W) map with the (x, y) tile of its
+    ``grid``; a ``SpikeSourceArray`` sits on one core unless it is an input channel (tiles).
+    Chips: a lower bound, 16 application cores a chip (15 on the Ethernet chip, which also holds
+    the data gatherer; the placer may spread further); boards: 48 chips each.
+    SDRAM per core (estimates): neuron state and its builder data; for FromList synapses the synaptic rows (3 header
+    words + the longest row, for every source neuron; a kept conv's per core: one word a synapse
+    landing on the core plus 3 per source row, at most one row a synapse); for local-only cores
+    region 9 (sources, connectors, kernel words) and region 8; plus a fixed overhead."""
+    cores, sdram, kinds, synapses = {}, {}, {}, {}
+    into: dict[str, list] = {}
+    for pr in program.projections:
+        into.setdefault(pr.post, []).append(pr)
     for p in program.populations:
-        k = math.ceil(p.size / per_core)
+        k = L.n_tiles(p.grid[0], p.grid[1], p.grid[2:]) if p.grid else math.ceil(p.size / per_core)
         cores[p.name] = k
+        per = min(p.size, per_core) if not p.grid else min(p.size, p.grid[2] * p.grid[3])
+        projs = into.get(p.name, [])
+        local = any(pr.conv is not None and pr.conv["connector"] == "conv" for pr in projs)
+        kinds[p.name] = "local-only conv" if local else "standard"
+        synapses[p.name] = int(sum(pr.n_synapses for pr in projs))
+        if local:
+            kernel_words = sum(int(np.prod(pr.w_int.shape[2:])) for pr in projs if pr.receptor == "excitatory"
+                               or not any(q.name.rpartition(".")[0] == pr.name.rpartition(".")[0]
+                                          and q.receptor == "excitatory" for q in projs))
+            n_conn = len({pr.name.rpartition(".")[0] for pr in projs})
+            n_src = len({pr.pre for pr in projs})
+            region = (CONV_HEADER_BYTES + CONV_SOURCE_BYTES * n_src + CONV_CONNECTOR_BYTES * n_conn
+                      + 2 * (kernel_words + kernel_words % 2) + LOCAL_ONLY_BYTES)
+            sdram[p.name] = k * (NEURON_SDRAM_BYTES * per + region + CORE_SDRAM_BYTES)
+            continue
         n_in = 0
         rows = 0
-        for pr in program.projections:
-            if pr.post != p.name:
-                continue
-            fan = np.bincount(pr.pre_idx, minlength=program.size_of(pr.pre))
-            rows += program.size_of(pr.pre) * (3 + int(fan.max(initial=0)))
+        conv_words = 0
+        for pr in projs:
             n_in += 1
-        per = min(p.size, per_core)
-        words = per * 16 + rows + 64 * n_in
-        sdram[p.name] = k * (4 * words + 12_000)
+            if pr.conv is not None:   # per core: the source rows that reach it, padded to the longest
+                src = next((q for q in program.populations if q.name == pr.pre), None)
+                conv_words += k * conv_core_words(pr, per, src.grid if src is not None else None,
+                                                  per_core if src is not None else program.size_of(pr.pre),
+                                                  p.grid)
+                continue
+            fan = pr.fan_out(program.size_of(pr.pre))
+            rows += program.size_of(pr.pre) * (3 + int(fan.max(initial=0)))
+        sdram[p.name] = k * (NEURON_SDRAM_BYTES * per + 4 * (rows + 64 * n_in) + CORE_SDRAM_BYTES) + 4 * conv_words
     for s in program.sources:
-        cores[s.name] = 1
+        cores[s.name] = L.n_tiles(s.grid[0], s.grid[1], s.grid[2:]) if s.grid else 1
         sdram[s.name] = 1_000 + s.size
+        kinds[s.name] = "spike source"
     n_cores = sum(cores.values())
-    return {"cores": cores, "total_cores": n_cores, "chips": max(1, math.ceil((n_cores + 1) / 16)),
+    chips_cores = max(1, math.ceil((n_cores + 1) / CORES_PER_CHIP))
+    # SDRAM packing: a chip holds at most CHIP_SDRAM of its cores' data
+    packed = sum(cores[n] / max(1, min(CORES_PER_CHIP, CHIP_SDRAM // max(1, sdram[n] // cores[n])))
+                 for n in cores if cores[n])
+    chips = max(chips_cores, math.ceil(packed))
+    by_kind = {}
+    for name, kind in kinds.items():
+        by_kind[kind] = by_kind.get(kind, 0) + cores[name]
+    per_core_max = max((sdram[n] / cores[n] for n in cores), default=0)
+    return {"cores": cores, "total_cores": n_cores, "chips": chips, "chips_for_cores": chips_cores,
+            "chips_for_sdram": math.ceil(packed),
+            "boards": math.ceil(chips / CHIPS_PER_BOARD), "cores_by_kind": by_kind, "core_kind": kinds,
+            "synapses": synapses, "total_synapses": int(sum(synapses.values())),
             "sdram_bytes": sdram, "total_sdram_bytes": int(sum(sdram.values())),
-            "neurons_per_core": per_core}
+            "max_sdram_bytes_per_core": int(per_core_max), "neurons_per_core": per_core,
+            "estimate": "cores exact for the splits sPyNNaker 7.4 makes; chips a lower bound; SDRAM an estimate"}
+
+
+def check_fits(resources: dict, boards: int | None) -> None:
+    """Refuse (UnsupportedError, one line with the figures) a program that needs more chips than
+    the machine has (``boards`` SpiNN-5 boards; default the largest machine, SpiNNaker1M) or a
+    core more SDRAM than a chip holds."""
+    limit = MAX_BOARDS if boards is None else int(boards)
+    have = limit * CHIPS_PER_BOARD
+    if resources["chips"] > have:
+        raise UnsupportedError(
+            f"the network needs {resources['total_cores']} cores on at least {resources['chips']} chips "
+            f"({resources['boards']} boards); the machine has {limit} boards ({have} chips, "
+            f"{have * CORES_PER_CHIP} application cores)")
+    worst = max(resources["sdram_bytes"], key=lambda n: resources["sdram_bytes"][n] / resources["cores"][n],
+                default=None)
+    if worst is not None and resources["sdram_bytes"][worst] / resources["cores"][worst] > CHIP_SDRAM:
+        need = resources["sdram_bytes"][worst] / resources["cores"][worst]
+        raise UnsupportedError(
+            f"population '{worst}' needs ~{need / 2 ** 20:.0f} MiB of SDRAM a core (estimate), more than a "
+            f"chip's {CHIP_SDRAM >> 20} MiB (FromList rows: every neuron of each source core that reaches it, "
+            "padded to the longest row); split the sources into smaller populations or use fewer neurons_per_core")

@@ -10,6 +10,10 @@ layer computed on the host for a direct (analog) input, one :class:`HostDrive` p
 drives (``program.json`` ``host_input.entries[k]``, arrays ``hin<k>.*``); :mod:`.host_input` says
 what the host computes from it. Version-1 programs (spike input only) load unchanged.
 
+Version 3 adds ``conv`` to a projection (absent or ``null`` in list projections): a convolution
+kept as its kernel of 16-bit words and its geometry (:mod:`.conv`), so that a program holds
+O(kernel) for it instead of one (pre, post, word) triple per synapse.
+
 The ring-buffer left shift of each population and synapse type, and the 16-bit weights, are
 predicted with the same rules as sPyNNaker's host code (``PopulationVertex.get_ring_buffer_shifts``
 and ``get_weight_scales``, ``SynapseDynamicsStatic.get_static_synaptic_data``) for projections
@@ -36,11 +40,12 @@ from typing import Any
 import numpy as np
 
 from neurocompile.errors import NeuroCompileError
+from neurocompile.targets.spinnaker import conv as C
 from neurocompile.utils.atomic import load_npz, write_json, write_npz
 from neurocompile.utils.files import read_text
 
 FORMAT = "neurocompile.spinnaker_program"
-VERSION = 2
+VERSION = 3
 JSON_NAME = "program.json"
 NPZ_NAME = "program.npz"
 
@@ -71,6 +76,12 @@ class Population:
     offset: np.ndarray
     cur_scale: np.ndarray
     compare: str = "ge"
+    #: a channel of a graph group cut by channel (:mod:`.local_only`): ``[H, W, tile_x, tile_y]``,
+    #: a ``Grid2D`` population with that many neurons a core per dimension
+    grid: list | None = None
+    #: sPyNNaker's ``max_expected_summed_weight`` [exc, inh] (nA) when the compiler sets it: the
+    #: shifts then follow it instead of the worst-case rule (see ``predict_shifts``)
+    max_summed: list | None = None
 
 
 @dataclasses.dataclass
@@ -81,11 +92,17 @@ class Source:
     kind: str
     size: int
     first_tick: list = dataclasses.field(default_factory=list)
+    #: the first input element this source sends (a channel of the input, see ``grid``)
+    offset: int = 0
+    grid: list | None = None
 
 
 @dataclasses.dataclass
 class Projection:
-    """A ``FromListConnector`` projection with one receptor and one delay (whole ticks)."""
+    """A ``FromListConnector`` projection with one receptor and one delay (whole ticks).
+
+    With ``conv`` set (:mod:`.conv`) ``pre_idx``/``post_idx`` are empty and ``weight``/``w_int``
+    are the kernel of this sign, (C_out, C_in/groups, kH, kW): the synapse list is implied."""
     name: str
     pre: str
     post: str
@@ -95,6 +112,39 @@ class Projection:
     post_idx: np.ndarray
     weight: np.ndarray          # nA, exactly w_int * 2**(shift - 15)
     w_int: np.ndarray           # the predicted 16-bit synaptic weights
+    conv: dict | None = None    # a kept convolution's geometry (see .conv)
+
+    def fan_in_max(self) -> int:
+        """The most synapses any one target neuron receives from this projection (sPyNNaker's
+        ``get_n_connections_to_post_vertex_maximum`` for a FromList of these synapses)."""
+        if self.conv is not None:
+            if self.conv["connector"] == "conv":   # ConvolutionConnector: the kernel area
+                k = self.weight.shape
+                return int(min(k[2] * k[3], C.n_pre(self.conv)))
+            return int(C.fan_in(self.weight, self.conv).max(initial=0))
+        if len(self.post_idx) == 0:
+            return 0
+        return int(np.bincount(np.asarray(self.post_idx, dtype=np.int64)).max())
+
+    def fan_out(self, n_pre: int) -> np.ndarray:
+        """Synapses per source neuron (row lengths)."""
+        if self.conv is not None:
+            return C.fan_out(self.weight, self.conv)
+        return np.bincount(np.asarray(self.pre_idx, dtype=np.int64), minlength=n_pre)
+
+    @property
+    def n_synapses(self) -> int:
+        if self.conv is not None:
+            return C.n_synapses(self.weight, self.conv)
+        return int(len(self.pre_idx))
+
+    def synapses(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """``(pre, post, w_int, weight)`` of every synapse (a conv expanded: small programs only)."""
+        if self.conv is None:
+            return self.pre_idx, self.post_idx, self.w_int, self.weight
+        pre, post, w = C.expand_all(self.w_int, self.conv)
+        _, _, wf = C.expand_all(self.weight, self.conv)
+        return pre, post, w, wf
 
 
 @dataclasses.dataclass
@@ -144,6 +194,22 @@ class Program:
     input_name: str
     report: dict[str, Any] = dataclasses.field(default_factory=dict)
     host_input: HostInput | None = None
+    #: graph group -> its channel populations, in channel order (groups cut by channel)
+    groups: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+
+    def group_members(self, node: str) -> list[str]:
+        """The program populations (or sources) that hold graph node ``node``, in C order."""
+        return self.groups.get(node, [node])
+
+    def gather(self, arrays: dict, node: str) -> np.ndarray:
+        """``arrays[pop]`` of the populations of ``node`` joined along the last axis."""
+        names = self.group_members(node)
+        return arrays[names[0]] if len(names) == 1 else np.concatenate([arrays[n] for n in names], axis=-1)
+
+    def group_attr(self, node: str, field: str) -> np.ndarray:
+        """A per-neuron field (scale, offset, cur_scale...) of ``node``'s populations, joined."""
+        return self.gather({n: np.asarray(getattr(self.population(n), field)) for n in self.group_members(node)},
+                           node)
 
     # -- queries ----------------------------------------------------------------------------
     def population(self, name: str) -> Population:
@@ -169,7 +235,7 @@ class Program:
         """Elements of the graph input (a spike source's size, or the host input's)."""
         if self.host_input is not None:
             return self.host_input.size
-        return self.source(self.input_name).size
+        return sum(self.source(n).size for n in self.group_members(self.input_name))
 
     def host_entries(self) -> list[dict]:
         """The host input as :func:`.host_input.plan` takes it (the script builds the same dicts
@@ -205,13 +271,14 @@ class Program:
             for f in ("refract_timer", "scale", "offset", "cur_scale"):
                 arrays[f"pop{i}.{f}"] = np.asarray(getattr(p, f))
             pops.append({"name": p.name, "model": p.model, "kind": p.kind, "size": p.size,
-                         "latency": p.latency, "compare": p.compare})
+                         "latency": p.latency, "compare": p.compare, "grid": p.grid,
+                         "max_summed": p.max_summed})
         projs = []
         for i, pr in enumerate(self.projections):
             for f in ("pre_idx", "post_idx", "weight", "w_int"):
                 arrays[f"proj{i}.{f}"] = np.asarray(getattr(pr, f))
             projs.append({"name": pr.name, "pre": pr.pre, "post": pr.post, "receptor": pr.receptor,
-                          "delay": pr.delay})
+                          "delay": pr.delay, "conv": pr.conv})
         host = None
         if self.host_input is not None:
             entries = []
@@ -225,7 +292,8 @@ class Program:
                "time_scale_factor": self.time_scale_factor, "graph_dt": self.graph_dt,
                "populations": pops, "sources": [dataclasses.asdict(s) for s in self.sources],
                "projections": projs, "shifts": self.shifts, "outputs": self.outputs,
-               "input_name": self.input_name, "host_input": host, "report": _plain(self.report)}
+               "input_name": self.input_name, "host_input": host, "report": _plain(self.report),
+               "groups": self.groups}
         write_npz(directory / NPZ_NAME, arrays)
         write_json(directory / JSON_NAME, doc)
 
@@ -253,6 +321,7 @@ class Program:
         pop_fields = {f.name for f in dataclasses.fields(Population)} - {"raw", "refract_timer", "scale", "offset",
                                                                            "cur_scale"}
         proj_fields = {f.name for f in dataclasses.fields(Projection)} - {"pre_idx", "post_idx", "weight", "w_int"}
+        sizes = {d.get("name"): d.get("size") for d in doc["populations"] + doc["sources"] if isinstance(d, dict)}
 
         def arr(key: str, where: str):
             if key not in arrays:
@@ -276,13 +345,23 @@ class Program:
         for i, d in enumerate(doc["projections"]):
             _check_fields(d, _PROJ_FIELDS, f"projections[{i}].", file)
             _no_extra(d, proj_fields, f"projections[{i}]", file)
-            projs.append(Projection(**{f: arr(f"proj{i}.{f}", f"projections[{i}]")
-                                       for f in ("pre_idx", "post_idx", "weight", "w_int")}, **d))
+            pr = Projection(**{f: arr(f"proj{i}.{f}", f"projections[{i}]")
+                               for f in ("pre_idx", "post_idx", "weight", "w_int")}, **d)
+            if pr.conv is not None:
+                _check_conv(pr, sizes, f"projections[{i}].conv", file)
+            projs.append(pr)
         sources = []
         for i, d in enumerate(doc["sources"]):
             _check_fields(d, _SOURCE_FIELDS, f"sources[{i}].", file)
             _no_extra(d, {f.name for f in dataclasses.fields(Source)}, f"sources[{i}]", file)
             sources.append(Source(**d))
+        for where, items in (("populations", pops), ("sources", sources)):
+            for i, p in enumerate(items):
+                g = p.grid
+                if g is not None and not (len(g) == 4 and all(isinstance(v, int) and not isinstance(v, bool)
+                                                              and v >= 1 for v in g) and g[0] * g[1] == p.size):
+                    raise NeuroCompileError(f"field '{where}[{i}].grid' must be [H, W, tile_x, tile_y] with "
+                                            f"H*W = size {p.size}", file=file)
         for k, v in doc["shifts"].items():
             if not (isinstance(v, list) and all(isinstance(x, int) and not isinstance(x, bool) for x in v)):
                 raise NeuroCompileError(f"field 'shifts.{k}' must be a list of integers", file=file)
@@ -316,7 +395,8 @@ class Program:
                    graph_dt=doc["graph_dt"], populations=pops,
                    sources=sources, projections=projs,
                    shifts={k: list(v) for k, v in doc["shifts"].items()}, outputs=doc["outputs"],
-                   input_name=doc["input_name"], report=doc.get("report", {}), host_input=host)
+                   input_name=doc["input_name"], report=doc.get("report", {}), host_input=host,
+                   groups=_groups(doc, pops, sources, file))
 
 
 _NUM = (int, float)
@@ -325,16 +405,18 @@ _PROGRAM_FIELDS = {"timestep_ms": (_NUM, True), "time_scale_factor": ((int,), Tr
                    "graph_dt": (_NUM + (type(None),), True), "populations": ((list,), True),
                    "sources": ((list,), True), "projections": ((list,), True), "shifts": ((dict,), True),
                    "outputs": ((dict,), True), "input_name": ((str,), True), "report": ((dict,), False),
-                   "host_input": ((dict, type(None)), False)}
+                   "host_input": ((dict, type(None)), False), "groups": ((dict,), False)}
 _HOST_FIELDS = {"size": ((int,), True), "entries": ((list,), True), "rounding": ((str,), False),
                 "bias": ((str,), False)}
 _HOST_ENTRY_FIELDS = {"pop": ((str,), True), "latency": ((int,), True), "filter": ((str,), True)}
 _POP_FIELDS = {"name": ((str,), True), "model": ((str,), True), "kind": ((str,), True), "size": ((int,), True),
-               "latency": ((int,), True), "compare": ((str,), False)}
+               "latency": ((int,), True), "compare": ((str,), False), "grid": ((list, type(None)), False),
+               "max_summed": ((list, type(None)), False)}
 _PROJ_FIELDS = {"name": ((str,), True), "pre": ((str,), True), "post": ((str,), True),
-                "receptor": ((str,), True), "delay": ((int,), True)}
+                "receptor": ((str,), True), "delay": ((int,), True), "conv": ((dict, type(None)), False)}
+_CONV_FIELDS = {"in_shape": 3, "out_shape": 3, "stride": 2, "padding": 2, "dilation": 2}
 _SOURCE_FIELDS = {"name": ((str,), True), "kind": ((str,), True), "size": ((int,), True),
-                  "first_tick": ((list,), False)}
+                  "first_tick": ((list,), False), "offset": ((int,), False), "grid": ((list, type(None)), False)}
 
 
 def _check_fields(d, fields: dict, prefix: str, file: str) -> None:
@@ -352,6 +434,46 @@ def _check_fields(d, fields: dict, prefix: str, file: str) -> None:
                                     file=file)
         if types == (int,) and name in ("size", "latency", "delay", "time_scale_factor") and v < 0:
             raise NeuroCompileError(f"field '{prefix}{name}' must be >= 0, got {v}", file=file)
+
+
+def _groups(doc: dict, pops: list, sources: list, file: str) -> dict[str, list[str]]:
+    """``groups``: graph node -> names of existing populations/sources."""
+    names = {p.name for p in pops} | {s.name for s in sources}
+    out = {}
+    for k, v in doc.get("groups", {}).items():
+        if not (isinstance(v, list) and v and all(isinstance(x, str) and x in names for x in v)):
+            raise NeuroCompileError(f"field 'groups.{k}' must list populations of the program", file=file)
+        out[k] = list(v)
+    return out
+
+
+def _check_conv(pr: "Projection", sizes: dict, where: str, file: str) -> None:
+    """A conv projection's geometry: the fields, integer lists of the right lengths, a kernel
+    matching them, and populations of the sizes it implies."""
+    geo = pr.conv
+    for k, n in _CONV_FIELDS.items():
+        v = geo.get(k)
+        if not (isinstance(v, list) and len(v) == n and all(isinstance(x, int) and not isinstance(x, bool)
+                                                           and x >= 0 for x in v)):
+            raise NeuroCompileError(f"field '{where}.{k}' must be a list of {n} non-negative integers", file=file)
+    g = geo.get("groups")
+    if not isinstance(g, int) or isinstance(g, bool) or g < 1 or geo.get("connector") not in C.CONNECTORS:
+        raise NeuroCompileError(f"field '{where}': groups must be an integer >= 1 and connector one of "
+                                f"{list(C.CONNECTORS)}", file=file)
+    extra = sorted(set(geo) - set(_CONV_FIELDS) - {"groups", "connector"})
+    if extra:
+        raise NeuroCompileError(f"field '{where}' has unknown fields {extra}", file=file)
+    k = pr.w_int
+    ci, co = geo["in_shape"][0], geo["out_shape"][0]
+    if (k.ndim != 4 or pr.weight.shape != k.shape or k.shape[0] != co or co % g or ci % g or k.shape[1] * g != ci
+            or min(geo["stride"] + geo["dilation"]) < 1):
+        raise NeuroCompileError(f"field '{where}': kernel {list(k.shape)} does not match the geometry", file=file)
+    want = list(C.conv_out_shape(k.shape, geo["in_shape"], geo["stride"], geo["padding"], geo["dilation"]))
+    if want != geo["out_shape"] or min(want[1:]) < 1:
+        raise NeuroCompileError(f"field '{where}': out_shape {geo['out_shape']} is not the conv's {want}", file=file)
+    if sizes.get(pr.pre) != C.n_pre(geo) or sizes.get(pr.post) != C.n_post(geo):
+        raise NeuroCompileError(f"field '{where}': the shapes do not match populations '{pr.pre}' and "
+                                f"'{pr.post}'", file=file)
 
 
 def _no_extra(d: dict, allowed: set, where: str, file: str) -> None:
@@ -388,12 +510,21 @@ def shift_for(max_weight: float) -> int:
 def max_summed_weight(weights: list[tuple[np.ndarray, np.ndarray]], timestep_ms: float) -> float:
     """Worst-case ring-buffer sum of one synapse type: ``[(abs weights, post indices), ...]`` one
     entry per projection into it."""
-    total = 0.0
+    pairs = []
     for w, post in weights:
         if len(w) == 0:
             continue
-        n = int(np.bincount(np.asarray(post, dtype=np.int64)).max())
-        total += spikes_per_tick(timestep_ms) * float(np.max(np.abs(w))) * n
+        pairs.append((float(np.max(np.abs(w))), int(np.bincount(np.asarray(post, dtype=np.int64)).max())))
+    return summed_bound(pairs, timestep_ms)
+
+
+def summed_bound(pairs: list[tuple[float, int]], timestep_ms: float) -> float:
+    """``sum spikes_per_tick * max|w| * n`` over ``[(max |w|, largest fan-in n), ...]``, one entry
+    per projection (the same sum as :func:`max_summed_weight`, from sparse or conv structures)."""
+    total = 0.0
+    for wmax, n in pairs:
+        if n:
+            total += spikes_per_tick(timestep_ms) * float(wmax) * n
     return total
 
 
@@ -404,14 +535,20 @@ def weight_words(weight_nA: np.ndarray, shift: int) -> np.ndarray:
 
 
 def predict_shifts(program_like_projections: list[Projection], populations: list[str],
-                   timestep_ms: float) -> dict[str, list[int]]:
-    """Predicted [excitatory, inhibitory] left shifts of every population."""
+                   timestep_ms: float, max_summed: dict | None = None) -> dict[str, list[int]]:
+    """Predicted [excitatory, inhibitory] left shifts of every population; a population in
+    ``max_summed`` ({name: [exc, inh] nA}, its ``max_expected_summed_weight``) takes the power
+    rule of those values (``get_ring_buffer_shifts``; the global weight scale of current and
+    delta inputs is 1)."""
     out = {}
     for pop in populations:
+        if max_summed and pop in max_summed:
+            out[pop] = [shift_for(float(w)) for w in max_summed[pop]]
+            continue
         shifts = []
         for rec in RECEPTORS:
-            ws = [(pr.weight, pr.post_idx) for pr in program_like_projections
-                  if pr.post == pop and pr.receptor == rec]
-            shifts.append(shift_for(max_summed_weight(ws, timestep_ms)))
+            ws = [(float(np.max(np.abs(pr.weight))), pr.fan_in_max()) for pr in program_like_projections
+                  if pr.post == pop and pr.receptor == rec and np.size(pr.weight)]
+            shifts.append(shift_for(summed_bound(ws, timestep_ms)))
         out[pop] = shifts
     return out

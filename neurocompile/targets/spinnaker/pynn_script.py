@@ -54,15 +54,49 @@ PARAMS = ("v_rest", "cm", "tau_m", "i_offset", "v_reset", "tau_refrac", "v_thres
 # ---- end of host_input.py ----
 
 
+def conv_synapses(kernel, geo):
+    """(pre, post, tap) of every nonzero tap of a conv projection (flat C-order neuron indices;
+    tap indexes kernel.ravel()): the synapse list a kept convolution implies."""
+    co, cig, kh, kw = kernel.shape
+    C, H, W = geo["in_shape"]
+    _, Ho, Wo = geo["out_shape"]
+    (sh, sw), (ph, pw), (dh, dw) = geo["stride"], geo["padding"], geo["dilation"]
+    og = co // geo["groups"]
+    taps = np.flatnonzero(kernel)
+    o, rem = np.divmod(taps, cig * kh * kw)
+    c, rem = np.divmod(rem, kh * kw)
+    i, j = np.divmod(rem, kw)
+    cin = (o // og) * cig + c
+    oy, ox = (a.reshape(-1) for a in np.meshgrid(np.arange(Ho), np.arange(Wo), indexing="ij"))
+    iy = oy[None, :] * sh + i[:, None] * dh - ph
+    ix = ox[None, :] * sw + j[:, None] * dw - pw
+    ok = (iy >= 0) & (iy < H) & (ix >= 0) & (ix < W)
+    src = (cin[:, None] * H + iy) * W + ix
+    dst = (o[:, None] * Ho + oy[None, :]) * Wo + ox[None, :]
+    return src[ok], dst[ok], np.broadcast_to(taps[:, None], ok.shape)[ok]
+
+
 def load_program():
+    """program.json and its arrays; a conv projection with a "list" connector gets its synapse
+    list (pre_idx, post_idx, weight, w_int), so it is built as every FromList projection is."""
     doc = json.loads((HERE / "program.json").read_text())
     with np.load(HERE / "program.npz", allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
+    for i, pr in enumerate(doc["projections"]):
+        geo = pr.get("conv")
+        if geo:   # "conv" connectors keep their kernel for sPyNNaker; the list serves NEST
+            arrays[f"proj{i}.kernel"] = arrays[f"proj{i}.weight"]
+            k = arrays[f"proj{i}.w_int"]
+            pre, post, tap = conv_synapses(k, geo)
+            arrays[f"proj{i}.pre_idx"], arrays[f"proj{i}.post_idx"] = pre, post
+            arrays[f"proj{i}.weight"] = arrays[f"proj{i}.weight"].reshape(-1)[tap]
+            arrays[f"proj{i}.w_int"] = k.reshape(-1)[tap]
     return doc, arrays
 
 
 def input_times(doc, s, x, b, n_ticks):
-    times = [list(np.nonzero(x[:, b, j] > 0)[0] * doc["timestep_ms"]) for j in range(s["size"])]
+    first = s.get("offset", 0)
+    times = [list(np.nonzero(x[:, b, first + j] > 0)[0] * doc["timestep_ms"]) for j in range(s["size"])]
     if not any(times):  # sPyNNaker 7.4 cannot build a SpikeSourceArray with no spike at all
         times[0] = [float(n_ticks + 1000) * doc["timestep_ms"]]
     return times
@@ -106,7 +140,10 @@ def build(sim, doc, arrays, on_spinnaker, record_v, x, n_ticks, plans=None, b=0)
         if p["model"] == "IF_curr_delta":
             kw.pop("tau_syn_E")
             kw.pop("tau_syn_I")
-        pop = sim.Population(p["size"], model(**kw), label=p["name"])
+        extra = grid_args(sim, p, on_spinnaker)
+        if on_spinnaker and p.get("max_summed"):   # the compiler's bound replaces the worst case
+            extra.setdefault("additional_parameters", {})["max_expected_summed_weight"] = list(p["max_summed"])
+        pop = sim.Population(p["size"], model(**kw), label=p["name"], **extra)
         init = {"v": raw["v"].tolist()}
         if p["model"] == "IF_curr_exp":
             init.update(isyn_exc=raw["isyn_exc"].tolist(), isyn_inh=raw["isyn_inh"].tolist())
@@ -127,8 +164,17 @@ def build(sim, doc, arrays, on_spinnaker, record_v, x, n_ticks, plans=None, b=0)
         times = input_times(doc, s, x, 0, n_ticks)
         if s["kind"] == "bias":
             times = [[float(t) for t in range(first, 100000)] for first in s["first_tick"]]
-        cells[s["name"]] = sim.Population(s["size"], sim.SpikeSourceArray(spike_times=times), label=s["name"])
+        # a channel of the input (grid): tiles of (x, y) neurons per core
+        cells[s["name"]] = sim.Population(s["size"], sim.SpikeSourceArray(spike_times=times), label=s["name"],
+                                          **grid_args(sim, s, on_spinnaker))
+    convs = {}
     for i, pr in enumerate(doc["projections"]):
+        geo = pr.get("conv")
+        if on_spinnaker and geo and geo["connector"] == "conv":
+            c = convs.setdefault(pr["name"].rpartition(".")[0], {"pr": pr, "kernel": 0.0})
+            sign = 1.0 if pr["receptor"] == "excitatory" else -1.0
+            c["kernel"] = c["kernel"] + sign * arrays[f"proj{i}.kernel"][0, 0]
+            continue
         conns = np.stack([arrays[f"proj{i}.pre_idx"], arrays[f"proj{i}.post_idx"],
                           arrays[f"proj{i}.weight"]], axis=1)
         projections[pr["name"]] = sim.Projection(
@@ -136,7 +182,54 @@ def build(sim, doc, arrays, on_spinnaker, record_v, x, n_ticks, plans=None, b=0)
             sim.FromListConnector(conns.tolist(), column_names=["weight"]),
             sim.StaticSynapse(delay=pr["delay"] * doc["timestep_ms"]),
             receptor_type=pr["receptor"], label=pr["name"])
+    for name, c in convs.items():
+        # local-only cores: one ConvolutionConnector per channel pair, both signs (the sign of a
+        # word picks the receptor); sPyNNaker computes a true convolution, so the kernel is flipped
+        pr = c["pr"]
+        kernel = np.ascontiguousarray(np.asarray(c["kernel"], dtype=float)[::-1, ::-1])
+        pad = pr["conv"]["padding"]
+        projections[name] = sim.Projection(
+            cells[pr["pre"]], cells[pr["post"]], sim.ConvolutionConnector(kernel, padding=(pad[1], pad[0])),
+            sim.Convolution(delay=pr["delay"] * doc["timestep_ms"]), label=name)
     return cells, projections, currents
+
+
+def grid_args(sim, p, on_spinnaker):
+    """A channel population (grid [H, W, tile_x, tile_y]): Grid2D with x = width, y = height
+    (PyNN id y*W + x), and on sPyNNaker its neurons per core per dimension."""
+    if not p.get("grid"):
+        return {}
+    H, W, tx, ty = p["grid"]
+    kw = {"structure": sim.Grid2D(W / H)}
+    if on_spinnaker:
+        kw["additional_parameters"] = {"neurons_per_core": (tx, ty)}
+    return kw
+
+
+def decode_conv_region(words):
+    """Region LOCAL_ONLY_PARAMS (9) of a ConvolutionConnector core (local_only_convolution.py
+    write_parameters): the post tile, the sources' key fields and every connector's shorts, div
+    words and kernel words (int16)."""
+    b = bytes(words)
+    w = np.frombuffer(b[:len(b) // 4 * 4], "<u4")
+    head = np.frombuffer(b[:12], "<i2").astype(int).tolist()
+    n_src, n_conn, n_w = int(w[3]), int(w[4]), int(w[5])
+    pos = 6
+    sources = [w[pos + 10 * k:pos + 10 * k + 10].astype(int).tolist() for k in range(n_src)]
+    pos += 10 * n_src
+    conns = []
+    for _ in range(n_conn):
+        cw = w[pos:pos + 9]
+        shorts = np.frombuffer(cw[:5].tobytes(), "<u2").astype(int).tolist()
+        conns.append({"kernel_shape": shorts[:2], "padding": shorts[2:4], "pos_type": shorts[4],
+                      "neg_type": shorts[5], "delay_stage": shorts[6], "delay": shorts[7],
+                      "kernel_index": shorts[8], "divs": cw[5:].astype(int).tolist()})
+        pos += 9
+    weights = np.frombuffer(b[4 * pos:4 * pos + 2 * n_w], "<i2").astype(int)
+    for c in conns:
+        n = c["kernel_shape"][0] * c["kernel_shape"][1]
+        c["words"] = weights[c["kernel_index"]:c["kernel_index"] + n].tolist()
+    return {"post": head, "sources": sources, "connectors": conns, "n_weights": n_w}
 
 
 def set_input(doc, cells, x, b, n_ticks, plans=None, currents=None):
@@ -184,6 +277,11 @@ def decode_current_sources(words, n_atoms):
             "words": int(pos)}
 
 
+def is_local_only(vertex):
+    from spynnaker.pyNN.models.neuron.local_only import AbstractLocalOnly
+    return isinstance(getattr(vertex, "synapse_dynamics", None), AbstractLocalOnly)
+
+
 def mapping_report(doc, cells, projections, n_ticks, seconds):
     """What sPyNNaker chose (run on a virtual board to map without running): shifts, weight
     scales, the neuron parameter words, the 16-bit synaptic words, placements and SDRAM."""
@@ -201,7 +299,8 @@ def mapping_report(doc, cells, projections, n_ticks, seconds):
         sd = p.vertex.sdram_required.get_total_sdram(n_ticks)
         by_vertex.setdefault(label, []).append(
             {"x": p.x, "y": p.y, "p": p.p, "lo": int(p.vertex.vertex_slice.lo_atom),
-             "hi": int(p.vertex.vertex_slice.hi_atom), "sdram": int(sd)})
+             "hi": int(p.vertex.vertex_slice.lo_atom) + int(p.vertex.vertex_slice.n_atoms) - 1,
+             "sdram": int(sd)})
     app_chips = {(c["x"], c["y"]) for name in cells for c in by_vertex.get(name, [])}
     rep["chips"] = len(app_chips)
     rep["cores"] = sum(len(by_vertex.get(name, [])) for name in cells)
@@ -228,9 +327,26 @@ def mapping_report(doc, cells, projections, n_ticks, seconds):
         entry["raw"] = raw
         entry["current_sources"] = []
         rep["populations"][name] = entry
+        local = is_local_only(v)
+        if local:
+            from spynnaker.pyNN.models.common.local_only_2d_common import get_sources_for_target
+            order = [label_of.get(id(src.projection._synapse_information))
+                     for lst in get_sources_for_target(v).values() for src in lst]
+            entry["local_only"] = []
         for pl in V.iterate_placemements():
             if pl.vertex.app_vertex is not v:
                 continue
+            if local:   # no synaptic matrices: the conv connectors of region 9, per core
+                row = db.execute("select content from region where x=? and y=? and p=? and region_num=?",
+                                 (pl.x, pl.y, pl.p, 9)).fetchone()
+                d = decode_conv_region(bytes(row[0]))
+                for name, c in zip(order, d["connectors"]):
+                    c["projection"] = name
+                row8 = db.execute("select content from region where x=? and y=? and p=? and region_num=?",
+                                  (pl.x, pl.y, pl.p, 8)).fetchone()
+                d["local_only_words"] = np.frombuffer(bytes(row8[0])[:20], "<u4").astype(int).tolist()
+                d["slice"] = [int(a) for a in pl.vertex.vertex_slice.start] + list(pl.vertex.vertex_slice.shape)
+                entry["local_only"].append(d)
             cs_region = pl.vertex._neuron_regions.current_source_params
             row = db.execute("select content from region where x=? and y=? and p=? and region_num=?",
                              (pl.x, pl.y, pl.p, cs_region)).fetchone()
@@ -238,6 +354,8 @@ def mapping_report(doc, cells, projections, n_ticks, seconds):
                                         pl.vertex.vertex_slice.n_atoms)
             cs.update(lo=int(pl.vertex.vertex_slice.lo_atom))
             entry["current_sources"].append(cs)
+            if local:
+                continue
             mats = pl.vertex._synaptic_matrices._SynapticMatrices__matrices
             for (edge, info), m in mats.items():
                 pname = label_of.get(id(info))

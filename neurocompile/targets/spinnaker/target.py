@@ -1,4 +1,4 @@
-"""The ``spinnaker`` target: NORMALIZE + DenseForm + QuantizeSpiNNaker (the lowering to the PyNN
+"""The ``spinnaker`` target: NORMALIZE + DenseForm (convolutions kept) + QuantizeSpiNNaker (the lowering to the PyNN
 program); runners ``emulator`` (sPyNNaker 7.x's fixed-point code, default) and ``board``.
 
 An artifact takes either 0/1 spikes or, compiled with a direct (current) input, the float input
@@ -19,6 +19,7 @@ from neurocompile.targets.base import Runner, Target
 from neurocompile.targets.input_encoding import spike_input_hint
 from neurocompile.targets.spinnaker import board, nest_runner
 from neurocompile.targets.spinnaker import host_input as H
+from neurocompile.targets.spinnaker.conv import conv_fits
 from neurocompile.targets.spinnaker.emulator import run_program
 from neurocompile.targets.spinnaker.lowered import LoweredSpiNNaker, SpiNNakerOptions
 from neurocompile.targets.spinnaker.lowering import QuantizeSpiNNaker
@@ -78,7 +79,8 @@ class SpiNNakerTarget(Target):
     frontend_defaults = {"reset": "zero", "input_encoding": "spikes", "readout": "spikes"}
 
     def passes(self, options) -> list:
-        return list(NORMALIZE) + [DenseForm(), QuantizeSpiNNaker()]
+        # convolutions stay kernels (spinnaker.conv): no dense folding of a conv between groups
+        return list(NORMALIZE) + [DenseForm(keep_conv=True, conv_fits=conv_fits), QuantizeSpiNNaker()]
 
     def payload(self, graph, last: LoweredSpiNNaker, ctx: PassContext) -> Program:
         return last.program
@@ -141,22 +143,23 @@ def run_spinnaker(artifact, x, *, probes=(), record_spikes=True, progress=None, 
         i_raw = {}
     else:
         raise BackendError(f"unknown SpiNNaker runner '{runner}' (emulator or board)")
-    outputs = {o: _align(spikes[p], program.population(p).latency, T).astype(np.float64)
+    # a graph group cut by channel (local-only conv populations) is joined back in C order
+    outputs = {o: _align(program.gather(spikes, p), _latency(program, p), T).astype(np.float64)
                for o, p in program.outputs.items()}
     recorded = {}
     for key, (node, var) in wanted.items():
         if node == program.input_name:
             recorded[key] = xs.astype(np.float64)
             continue
-        pop = program.population(node)
+        lat = _latency(program, node)
         if var == "out":
-            recorded[key] = _align(spikes[node], pop.latency, T).astype(np.float64)
+            recorded[key] = _align(program.gather(spikes, node), lat, T).astype(np.float64)
         elif var == "v":
-            raw = _align(v_raw[node], pop.latency, T)
-            recorded[key] = (raw / 32768.0 - pop.offset) / pop.scale
+            raw = _align(program.gather(v_raw, node), lat, T)
+            recorded[key] = (raw / 32768.0 - program.group_attr(node, "offset")) / program.group_attr(node, "scale")
         else:
-            raw = _align(i_raw[node], pop.latency, T)
-            recorded[key] = raw / 32768.0 / pop.cur_scale
+            raw = _align(program.gather(i_raw, node), lat, T)
+            recorded[key] = raw / 32768.0 / program.group_attr(node, "cur_scale")
     return RunResult(outputs=outputs, probes=recorded)
 
 
@@ -190,6 +193,10 @@ def _nest(artifact, program, xs, n_ticks, need_v):
     spikes = {p.name: out[f"spikes/{p.name}"].astype(bool) for p in program.populations}
     v_raw = {p.name: out[f"v/{p.name}"] * 32768.0 for p in program.populations} if need_v else {}
     return spikes, v_raw
+
+
+def _latency(program: Program, node: str) -> int:
+    return program.population(program.group_members(node)[0]).latency
 
 
 def _align(arr: np.ndarray, latency: int, T: int) -> np.ndarray:
@@ -250,7 +257,10 @@ def _artifact_name(artifact) -> str:
 
 
 def _parse_probes(graph, program: Program, probes, record_spikes) -> dict[str, tuple[str, str]]:
-    pops = {p.name: p for p in program.populations}
+    members = {n for names in program.groups.values() for n in names}
+    pops = {p.name: p for p in program.populations if p.name not in members}
+    pops.update({g: program.population(names[0]) for g, names in program.groups.items()
+                 if g != program.input_name})
     wanted = {}
     for p in probes:
         node, _, var = p.partition(".")
