@@ -147,9 +147,16 @@ def _if_constants() -> tuple[int, int]:
 def _uni(node, name, field, size):
     """A parameter of ``node`` per neuron, flat (C order for a shaped group)."""
     v = np.asarray(getattr(node, field), dtype=float)
-    if v.ndim > 1 or (v.ndim == 1 and v.size not in (1, size)):
-        return v.reshape(-1).astype(float) if v.size == size else np.broadcast_to(v, (size,)).astype(float)
-    return np.broadcast_to(v, (size,)).astype(float)
+    if v.size == size:
+        return v.reshape(-1).astype(float)
+    if v.size == 1:
+        return np.full(size, float(v.reshape(-1)[0]))
+    if v.ndim > 1 and size % v.size == 0 and all(d == 1 for d in v.shape[1:]):
+        return np.repeat(v.reshape(-1), size // v.size)   # per channel, (C, 1, 1): C-order blocks
+    if size % v.size == 0 and (v.ndim <= 2 or v.shape[0] == 1):
+        return np.tile(v.reshape(-1), size // v.size)     # trailing axes: the same map for every channel
+    raise UnsupportedError(f"parameter {field} of shape {v.shape} does not broadcast over the group's "
+                           f"{size} neurons", node=name)
 
 
 def _through_flatten(graph: Graph, name: str) -> str:
