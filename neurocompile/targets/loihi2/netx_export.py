@@ -17,13 +17,30 @@ module inverts them, so that netx hands Lava exactly the program's integers:
   ``weight_exp - j``: every sum then shifts to the same integers, per delay class too). Hence
   ``weight_exp > 0``, or ``W_eff * 2**weight_exp`` not an integer, has no netx form;
 * ``delays`` become the layer's ``delay`` (per output neuron or per input when uniform, else
-  the full matrix; netx clips at 62).
+  the full matrix; netx clips at 62);
+* a group fed by a :class:`LoihiConv` becomes a ``conv`` layer (same neuron). netx's
+  ``create_conv`` does *not* call ``optimize_weight_bits``: it reads the kernel as integers
+  (``astype(int)``), flips it and transposes it to Lava's ``(C_out, kW, kH, C_in)``
+  (``weight[:, :, ::-1, ::-1].transpose(0, 3, 2, 1)``, exactly :meth:`LoihiConv.lava_weights`) and
+  hands it to Lava's Conv with the defaults ``weight_exp = 0``, ``num_weight_bits = 8``, which
+  Lava's fixed_pt Conv ignores anyway. So the file holds the program's kernel as is, in PyTorch's
+  ``(C_out, C_in // groups, kH, kW)`` layout (plus SLAYER's trailing time axis of 1), and
+  ``stride``/``padding``/``dilation`` as (H, W) pairs (netx reverses them to (W, H)), ``groups``
+  as a scalar (Lava requires one), ``shape`` (C, H, W) (netx reverses it to (W, H, C)). The
+  program's kernel must be within the 8-bit synapse range (``-256..255``; ``-255..0`` when
+  all non-positive), its ``weight_exp`` 0 and ``num_weight_bits`` 8 (netx's conv layer has no
+  fields for them), and its bias per channel (netx broadcasts a bias of ``C`` values over its
+  (W, H, C) neurons; a per-neuron bias would be read in (W, H, C) order by netx but (C, H, W) by
+  the reader). The ``input`` layer then has the first conv's ``(C, H, W)`` shape, and a
+  ``flatten`` layer goes before the first dense layer after a conv (netx flattens the (W, H, C)
+  spikes in (C, H, W) order, the program's order).
 
-The program must be a chain fed by the binary external input: input -> dense+LIF -> dense+LIF
-... Anything else is an error naming the group or synapse: the bias-clock helper groups
-(``_clock*``, which the lowering adds for Affine biases), split-weight residual matrices,
-recurrent or branching connections, several synapses into one group, conv connections,
-sigma-delta groups, graded messages.
+The program must be a chain fed by the binary external input: input -> conv+LIF ... -> dense+LIF
+... (convs first: netx has no (C, H, W) shape after a dense layer). Anything else is an error
+naming the group or synapse: the bias-clock helper groups (``_clock*``, which the lowering adds
+for Affine biases), split-weight residual matrices, recurrent or branching connections, several
+synapses into one group, a conv after a dense layer or whose input shape is not its source's,
+conv kernels outside the 8-bit range, sigma-delta groups, graded messages.
 """
 from __future__ import annotations
 
@@ -125,8 +142,8 @@ def _delay(d: LoihiDense):
 
 
 # ------------------------------------------------------------------ the chain
-def chain(program: LoihiProgram) -> list[tuple[LoihiLIF, LoihiDense]]:
-    """The program as netx layers, in order: (group, its incoming dense); or an error naming
+def chain(program: LoihiProgram) -> list[tuple[LoihiLIF, LoihiDense | LoihiConv]]:
+    """The program as netx layers, in order: (group, its incoming dense or conv); or an error naming
     the group or synapse that netx cannot express."""
     for n in program.neurons:
         if n.name.startswith(CLOCK_PREFIX):
@@ -141,9 +158,6 @@ def chain(program: LoihiProgram) -> list[tuple[LoihiLIF, LoihiDense]]:
                                "not exported to netx (binary input only)")
     into: dict[str, list] = {n.name: [] for n in program.neurons}
     for s in program.synapses:
-        if isinstance(s, LoihiConv):
-            raise UnsupportedError(f"synapse '{s.name}' is a conv connection; only dense chains are exported to "
-                                   "netx")
         if int(s.num_message_bits) != 0:
             raise UnsupportedError(f"synapse '{s.name}' carries graded messages; netx CUBA layers send binary "
                                    "spikes")
@@ -153,10 +167,10 @@ def chain(program: LoihiProgram) -> list[tuple[LoihiLIF, LoihiDense]]:
             fine = [s.name for s in syns if s.name.endswith(".fine")]
             why = (f"'{fine[0]}' is a split-weight residual matrix (compile without --split-weights)" if fine
                    else "synapses " + ", ".join(f"'{s.name}'" for s in syns))
-            raise UnsupportedError(f"group '{name}' has {len(syns)} incoming synapses ({why}); a netx dense "
-                                   "layer has one")
+            raise UnsupportedError(f"group '{name}' has {len(syns)} incoming synapses ({why}); a netx layer "
+                                   "has one")
         if not syns:
-            raise UnsupportedError(f"group '{name}' has no incoming synapse; a netx dense layer needs one")
+            raise UnsupportedError(f"group '{name}' has no incoming synapse; a netx layer needs one")
     out, prev, seen = [], INPUT, set()
     while True:
         nxt = [s for s in program.synapses if s.src == prev]
@@ -167,33 +181,82 @@ def chain(program: LoihiProgram) -> list[tuple[LoihiLIF, LoihiDense]]:
                                    + ", ".join(f"'{s.name}'" for s in nxt) + "); netx layers form a chain")
         (s,) = nxt
         if s.dst in seen or s.dst == prev:
-            raise UnsupportedError(f"synapse '{s.name}' from '{s.src}' to '{s.dst}' is recurrent; netx dense "
-                                   "chains are feed-forward")
+            raise UnsupportedError(f"synapse '{s.name}' from '{s.src}' to '{s.dst}' is recurrent; netx layers "
+                                   "form a feed-forward chain")
         seen.add(s.dst)
         out.append((program.neuron(s.dst), s))
         prev = s.dst
     missing = [n.name for n in program.neurons if n.name not in seen]
     if missing:
         raise UnsupportedError(f"group '{missing[0]}' is not on the chain from the input; netx layers form "
-                               "one chain input -> dense -> ...")
+                               "one chain input -> conv/dense -> ...")
     return out
+
+
+def _conv_weights(c: LoihiConv, group: str) -> np.ndarray:
+    """The kernel to store for ``c``: the program's, as is (see module), or an error."""
+    where = f"group '{group}' (conv '{c.name}')"
+    if int(c.weight_exp) != 0 or int(c.num_weight_bits) != 8:
+        raise UnsupportedError(f"{where}: weight_exp={c.weight_exp}, num_weight_bits={c.num_weight_bits}; a netx "
+                               "conv layer always gives Lava's Conv weight_exp=0, num_weight_bits=8")
+    w = np.asarray(c.weights, dtype=np.int64)
+    lo, hi = (-(1 << 8) + 1, 0) if w.max() <= 0 < -w.min() else (-(1 << 8), (1 << 8) - 1)
+    if w.min() < lo or w.max() > hi:
+        raise UnsupportedError(f"{where}: kernel spans {w.min()}..{w.max()}, outside the 8-bit synapse range "
+                               f"{lo}..{hi} of a netx conv layer")
+    return w
+
+
+def _conv_bias(n: LoihiLIF, c: LoihiConv) -> np.ndarray:
+    """The group's bias as netx's per-channel conv bias (C values), or an error."""
+    m = _bias(n).reshape(c.out_shape()[0], -1)
+    if np.any(m != m[:, :1]):
+        raise UnsupportedError(f"group '{n.name}': its bias differs within a conv channel; a netx conv layer "
+                               "holds one bias per channel")
+    return m[:, 0]
+
+
+def _neuron(n: LoihiLIF) -> dict:
+    return {"type": "CUBA", "iDecay": int(n.du) + 1, "vDecay": int(n.dv), "vThMant": int(n.vth),
+            "refDelay": 1, "gradedSpike": False}
 
 
 def layers(program: LoihiProgram) -> list[dict]:
     """The netx layers (dicts of datasets) for ``program``; errors name the group or synapse."""
     program.validate()
-    result = [{"type": "input", "shape": np.array([int(program.n_inputs)], dtype=np.int64)}]
-    for n, d in chain(program):
-        lay = {"type": "dense", "shape": np.array([int(n.size)], dtype=np.int64),
-               "weight": _stored_weights(d, n.name).astype(np.float32),
-               "neuron": {"type": "CUBA", "iDecay": int(n.du) + 1, "vDecay": int(n.dv), "vThMant": int(n.vth),
-                          "refDelay": 1, "gradedSpike": False}}
-        bias = _bias(n)
+    links = chain(program)
+    first = links[0][1] if links else None
+    in_shape = tuple(int(v) for v in first.in_shape) if isinstance(first, LoihiConv) else (int(program.n_inputs),)
+    result = [{"type": "input", "shape": np.array(in_shape, dtype=np.int64)}]
+    shape = in_shape  # the (C, H, W) or (N,) shape of the previous layer's output
+    for n, d in links:
+        if isinstance(d, LoihiConv):
+            if tuple(d.in_shape) != shape:
+                why = ("it follows a dense layer (netx's dense output has no (C, H, W) shape)" if len(shape) == 1
+                       else f"its source's shape is {shape}")
+                raise UnsupportedError(f"group '{n.name}' (conv '{d.name}'): input shape {tuple(d.in_shape)}, but "
+                                       f"{why}")
+            w = _conv_weights(d, n.name)
+            shape = tuple(int(v) for v in d.out_shape())
+            lay = {"type": "conv", "shape": np.array(shape, dtype=np.int64),
+                   "weight": w[..., None].astype(np.float32),
+                   "stride": np.array(d.stride, dtype=np.int64), "padding": np.array(d.padding, dtype=np.int64),
+                   "dilation": np.array(d.dilation, dtype=np.int64), "groups": np.int64(d.groups),
+                   "kernelSize": np.array(w.shape[2:], dtype=np.int64), "inChannels": np.int64(d.in_shape[0]),
+                   "outChannels": np.int64(w.shape[0]), "neuron": _neuron(n)}
+            bias = _conv_bias(n, d)
+        else:
+            if len(shape) > 1:
+                result.append({"type": "flatten"})
+            shape = (int(n.size),)
+            lay = {"type": "dense", "shape": np.array(shape, dtype=np.int64),
+                   "weight": _stored_weights(d, n.name).astype(np.float32), "neuron": _neuron(n)}
+            bias = _bias(n)
+            delay = _delay(d)
+            if delay is not None:
+                lay["delay"] = delay.astype(np.float32)
         if np.any(bias):
             lay["bias"] = bias.astype(np.float32)
-        delay = _delay(d)
-        if delay is not None:
-            lay["delay"] = delay.astype(np.float32)
         result.append(lay)
     return result
 
@@ -241,8 +304,12 @@ def write_netx(program: LoihiProgram, path: str | Path, *, source: str | None = 
 
 def describe(program: LoihiProgram) -> str:
     """One line: the exported layers."""
-    parts = [f"{n.name}({n.size}" + (f", delays<={d.max_delay()}" if d.delays is not None else "") + ")"
-             for n, d in chain(program)]
+    parts = []
+    for n, d in chain(program):
+        if isinstance(d, LoihiConv):
+            parts.append(f"{n.name}(conv {'x'.join(str(v) for v in d.out_shape())})")
+        else:
+            parts.append(f"{n.name}({n.size}" + (f", delays<={d.max_delay()}" if d.delays is not None else "") + ")")
     return f"input({program.n_inputs}) -> " + " -> ".join(parts)
 
 

@@ -10,11 +10,13 @@ from netx_compare import assert_emulator_equals_netx
 from netx_files import random_dense
 
 import neurocompile as nc
+from netx_util import run_netx
 from neurocompile.cli.main import cli
 from neurocompile.errors import NeuroCompileError
 from neurocompile.frontends.loader import load_model
 from neurocompile.ir import nodes as N
 from neurocompile.ir.graph import sequential
+from neurocompile.targets.loihi2 import emulator
 from neurocompile.targets.loihi2.netx_export import netx_prepare, write_netx
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "netx"
@@ -144,3 +146,108 @@ def test_max_weight_exp_zero_makes_small_weights_exportable(tmp_path):
     assert all(s.weight_exp == 0 for s in prog.synapses)
     capped.save(tmp_path / "capped")
     _compare_with_netx(prog, _export(tmp_path / "capped", tmp_path / "c.net"), 60, 0.4)
+
+
+# ------------------------------------------------------------------ conv layers
+def _conv_net():
+    """Input (2, 8, 8) -> Conv2d 3x3 pad 1 -> CubaLIF -> Conv2d 3x3 stride 2 -> CubaLIF -> Flatten -> Linear
+    -> CubaLIF, no biases (weights seeded so that every layer fires)."""
+    rng = np.random.default_rng(0)
+    lif = dict(tau_syn=0.1, tau_mem=0.2, v_threshold=1.0)
+    return sequential([
+        ("input", N.Input(shape=(2, 8, 8))),
+        ("conv1", N.Conv2d(weight=rng.normal(30, 40, (4, 2, 3, 3)), padding=1)),
+        ("lif1", N.CubaLIF(**lif)),
+        ("conv2", N.Conv2d(weight=rng.normal(25, 40, (6, 4, 3, 3)), stride=2)),
+        ("lif2", N.CubaLIF(**lif)),
+        ("flat", N.Flatten()),
+        ("fc", N.Linear(weight=rng.normal(30, 600, (5, 54)))),
+        ("lif3", N.CubaLIF(**lif)),
+        ("output", N.Output())], dt=1e-3)
+
+
+def _all_groups_equal(prog, net, T, p, seed=0):
+    """Every group's spikes and u/v (the helper checks the first and last group's u/v)."""
+    x = (np.random.default_rng(seed).random((T, prog.n_inputs)) < p).astype(np.int64)
+    em = emulator.run(prog, x)
+    r = run_netx(net, x, probes=range(len(prog.neurons)))
+    for k, n in enumerate(prog.neurons):
+        for v in ("u", "v"):
+            assert np.array_equal(em[n.name][v][:, 0], r[f"{v}{k}"]), f"{v} of {n.name}"
+    return {n.name: int(em[n.name]["spikes"].sum()) for n in prog.neurons}
+
+
+def test_compiled_conv_net_runs_in_netx(tmp_path):
+    prog, art = _compile(_conv_net(), tmp_path)
+    assert [type(s).__name__ for s in prog.synapses] == ["LoihiConv", "LoihiConv", "LoihiDense"]
+    net = _export(art, tmp_path / "conv.net")
+    with h5py.File(net, "r") as f:
+        kinds = [f["layer"][str(k)]["type"][0].decode() for k in range(len(f["layer"]))]
+        assert kinds == ["input", "conv", "conv", "flatten", "dense"]
+        assert list(f["layer/0/shape"][()]) == [2, 8, 8] and list(f["layer/2/shape"][()]) == [6, 3, 3]
+        for k, s in ((1, prog.synapses[0]), (2, prog.synapses[1])):  # the program's kernel, as is
+            assert np.array_equal(f["layer"][str(k)]["weight"][()][..., 0], s.weights)
+    out = _compare_with_netx(prog, net, 80, 0.3)
+    assert out.sum() > 0
+    counts = _all_groups_equal(prog, net, 80, 0.3, seed=1)
+    assert min(counts.values()) > 0, counts
+
+
+def _hand_conv_program(bias=True, w_scale=1):
+    """A hand-built program: asymmetric stride/padding, dilation, groups, per-channel bias."""
+    from neurocompile.targets.loihi2.program import LoihiConv, LoihiDense, LoihiLIF, LoihiProgram
+
+    rng = np.random.default_rng(5)
+    c1 = LoihiConv(name="c1", src="input", dst="g1", weights=rng.integers(-60, 200, (4, 1, 3, 2)) * w_scale,
+                   in_shape=(2, 9, 7), stride=(2, 1), padding=(1, 0), dilation=(1, 2), groups=2)
+    C, H, W = c1.out_shape()
+    b1 = np.repeat(np.array([0, 3, -2, 1]) * 64 if bias else np.zeros(4, int), H * W)
+    g1 = LoihiLIF(name="g1", size=C * H * W, du=300, dv=200, vth=900, bias_mant=b1, bias_exp=0)
+    c2 = LoihiConv(name="c2", src="g1", dst="g2", weights=rng.integers(-100, 255, (3, 4, 2, 2)), in_shape=(C, H, W))
+    C2, H2, W2 = c2.out_shape()
+    g2 = LoihiLIF(name="g2", size=C2 * H2 * W2, du=4095, dv=100, vth=600, bias_mant=np.zeros(C2 * H2 * W2, int))
+    d = LoihiDense(name="d", src="g2", dst="g3", weights=rng.integers(-128, 127, (4, C2 * H2 * W2)) * 2)
+    g3 = LoihiLIF(name="g3", size=4, du=500, dv=500, vth=300, bias_mant=np.zeros(4, int))
+    return LoihiProgram(n_inputs=2 * 9 * 7, neurons=[g1, g2, g3], synapses=[c1, c2, d])
+
+
+def test_hand_built_conv_program_with_groups_dilation_and_bias_runs_in_netx(tmp_path):
+    prog = _hand_conv_program()
+    prog.validate()
+    net = write_netx(prog, tmp_path / "hand.net")
+    with h5py.File(net, "r") as f:
+        assert list(f["layer/1/stride"][()]) == [2, 1] and f["layer/1/groups"][()] == 2
+        assert list(f["layer/1/bias"][()]) == [0, 3, -2, 1]
+    counts = _all_groups_equal(prog, net, 60, 0.4)
+    assert min(counts.values()) > 0, counts
+    _compare_with_netx(prog, net, 60, 0.4, seed=2)
+
+
+def test_conv_programs_netx_cannot_express_are_one_line_errors_naming_the_group(tmp_path):
+    prog = _hand_conv_program(w_scale=2)  # kernel up to 398: beyond the 8-bit synapse range
+    with pytest.raises(NeuroCompileError) as e:
+        write_netx(prog, tmp_path / "x.net", source="prog")
+    msg = str(e.value)
+    assert "'g1'" in msg and "8-bit" in msg and "\n" not in msg and not (tmp_path / "x.net").exists()
+    prog = _hand_conv_program()
+    prog.neurons[0].bias_mant = prog.neurons[0].bias_mant.copy()
+    prog.neurons[0].bias_mant[1] += 64  # no longer one bias per channel
+    with pytest.raises(NeuroCompileError, match="group 'g1'.*per channel"):
+        write_netx(prog, tmp_path / "x.net")
+    prog = _hand_conv_program()
+    prog.synapses[0].weight_exp = 1
+    with pytest.raises(NeuroCompileError, match="group 'g1'.*weight_exp=1"):
+        write_netx(prog, tmp_path / "x.net")
+
+
+def test_conv_after_a_dense_layer_is_an_error_naming_the_group(tmp_path):
+    from neurocompile.targets.loihi2.program import LoihiConv, LoihiDense, LoihiLIF, LoihiProgram
+
+    z = np.zeros
+    prog = LoihiProgram(n_inputs=4, neurons=[
+        LoihiLIF(name="a", size=9, du=1, dv=1, vth=10, bias_mant=z(9, int)),
+        LoihiLIF(name="b", size=4, du=1, dv=1, vth=10, bias_mant=z(4, int))], synapses=[
+        LoihiDense(name="d", src="input", dst="a", weights=np.ones((9, 4), int)),
+        LoihiConv(name="c", src="a", dst="b", weights=np.ones((1, 1, 2, 2), int), in_shape=(1, 3, 3))])
+    with pytest.raises(NeuroCompileError, match="group 'b' \\(conv 'c'\\).*follows a dense layer"):
+        write_netx(prog, tmp_path / "x.net")
