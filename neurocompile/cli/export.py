@@ -13,9 +13,10 @@ Examples:
 @click.command(epilog=EPILOG_EXPORT)
 @click.argument("artifact", type=click.Path())
 @click.option("--format", "fmt", type=click.Choice(["netx"]), default="netx", show_default=True, help=(
-    "netx: lava-dl's HDF5 network file (dense CUBA chains of a Loihi 2 artifact)."
+    "netx: lava-dl's HDF5 network file (CUBA dense/conv chains or SDNN networks of a Loihi 2 artifact)."
 ))
-@click.option("--output", "-o", required=True, type=click.Path(), help="File to write (must not exist yet).")
+@click.option("--output", "-o", required=True, type=click.Path(), help=(
+    "File to write (absent, or an earlier export of ours)."))
 def export(artifact, fmt, output):
     """Write a compiled Loihi 2 ARTIFACT as a lava-dl netx .net file with the same integers."""
     from neurocompile.errors import NeuroCompileError
@@ -30,5 +31,5 @@ def export(artifact, fmt, output):
     if not isinstance(program, LoihiProgram):
         raise NeuroCompileError(f"an artifact for target '{art.target}' has no Loihi 2 program to export "
                                 "(compile with -t loihi2)", file=str(artifact))
-    write_netx(program, output, source=str(artifact))
+    write_netx(program, output, source=str(artifact), io=art.payload.get("io"))
     click.echo(f"wrote {output} (netx: {describe(program)})")

@@ -6,8 +6,8 @@ import h5py
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from netx_compare import assert_emulator_equals_netx
-from netx_files import random_dense
+from netx_compare import assert_emulator_equals_netx, assert_sdnn_equals_netx
+from netx_files import random_dense, random_sdnn, random_walk_input
 
 import neurocompile as nc
 from netx_util import run_netx
@@ -251,3 +251,125 @@ def test_conv_after_a_dense_layer_is_an_error_naming_the_group(tmp_path):
         LoihiConv(name="c", src="a", dst="b", weights=np.ones((1, 1, 2, 2), int), in_shape=(1, 3, 3))])
     with pytest.raises(NeuroCompileError, match="group 'b' \\(conv 'c'\\).*follows a dense layer"):
         write_netx(prog, tmp_path / "x.net")
+
+
+# ------------------------------------------------------------------ sigma-delta (SDNN) programs
+def _sd_export(src, tmp_path, name="sd.net"):
+    """Compile a netx SDNN file for loihi2 and export it (with the artifact's host input encoding)."""
+    art = nc.compile(load_model(src), target="loihi2")
+    return art, write_netx(art.payload["program"], tmp_path / name, io=art.payload["io"])
+
+
+def _assert_same_integers(a, b):
+    """Two compiled SDNN artifacts hold the same program (every integer) and host encoding."""
+    pa, pb = a.payload["program"], b.payload["program"]
+    assert a.payload["io"] == b.payload["io"]
+    assert (pa.n_inputs, pa.input_message_bits) == (pb.n_inputs, pb.input_message_bits)
+    assert [n.name for n in pa.neurons] == [n.name for n in pb.neurons]
+    for x, y in zip(pa.neurons, pb.neurons):
+        assert (x.size, x.vth, x.act_mode, x.spike_exp, x.state_exp, x.cum_error) == \
+            (y.size, y.vth, y.act_mode, y.spike_exp, y.state_exp, y.cum_error), x.name
+        zb = np.zeros(x.size, np.int64)
+        assert np.array_equal(zb if x.bias is None else x.bias, zb if y.bias is None else y.bias), x.name
+    assert [(s.name, s.src, s.dst, type(s)) for s in pa.synapses] == [(s.name, s.src, s.dst, type(s))
+                                                                       for s in pb.synapses]
+    for s, t in zip(pa.synapses, pb.synapses):
+        assert s.num_message_bits == t.num_message_bits, s.name
+        if type(s).__name__ == "LoihiConv":
+            assert np.array_equal(s.weights, t.weights) and (s.in_shape, s.stride, s.padding, s.dilation, s.groups) \
+                == (t.in_shape, t.stride, t.padding, t.dilation, t.groups), s.name
+            continue
+        assert s.weight_exp == t.weight_exp and np.array_equal(s.effective_weights(), t.effective_weights()), s.name
+        live = s.effective_weights() != 0  # a delay on a zero weight carries nothing
+        ds = np.zeros(live.shape, int) if s.delays is None else np.broadcast_to(s.delays, live.shape)
+        dt = np.zeros(live.shape, int) if t.delays is None else np.broadcast_to(t.delays, live.shape)
+        assert np.array_equal(ds[live], dt[live]), s.name
+
+
+def test_lava_dl_pilotnet_sdnn_exported_runs_in_netx_and_round_trips(tmp_path):
+    """lava-dl's PilotNet SDNN (4 convs, flatten, 3 dense, sigma_output) compiled for loihi2 and
+    exported: netx on Lava equals the emulator on every output value (and lava-dl's ground truth);
+    re-imported, the file gives the same integers."""
+    d = DATA / "pilotnet_sdnn"
+    art, net = _sd_export(d / "network.net", tmp_path)
+    with h5py.File(net, "r") as f, h5py.File(d / "network.net", "r") as g:
+        kinds = [f["layer"][str(k)]["type"][0].decode() for k in range(len(f["layer"]))]
+        assert kinds == [g["layer"][str(k)]["type"][0].decode() for k in range(len(g["layer"]))]
+        assert "sigma_output" in f["layer"][str(len(kinds) - 1)]["neuron"]
+        assert int(f["layer/0/neuron/vThMant"][()]) == int(g["layer/0/neuron/vThMant"][()])
+    frame = np.load(d / "input.npy", allow_pickle=False)[..., 0].transpose(2, 1, 0)
+    gt = np.load(d / "output.npy", allow_pickle=False).reshape(-1)  # 9 steps
+    out, _, _ = assert_sdnn_equals_netx(art, net, np.repeat(frame.reshape(1, -1), gt.size, axis=0))
+    assert np.array_equal(out.reshape(-1), gt) and np.count_nonzero(out) > 0
+    _assert_same_integers(art, nc.compile(load_model(net), target="loihi2"))
+
+
+@pytest.mark.parametrize("seed,kw", [
+    (0, {}),                                                 # Delta input, 3 layers with biases
+    (1, {"delays": True, "sigma_output": True}),             # delays, last layer netx's Sigma
+    (3, {"input_neuron": False, "sizes": (16, 24, 8)}),      # 0/1 spike input
+])
+def test_random_sdnn_exported_runs_in_netx_and_round_trips(tmp_path, seed, kw):
+    rng = np.random.default_rng(seed)
+    art, net = _sd_export(random_sdnn(tmp_path / "s.net", rng, **kw), tmp_path)
+    prog = art.payload["program"]
+    with h5py.File(net, "r") as f:
+        assert ("neuron" in f["layer/0"]) == kw.get("input_neuron", True)
+    if kw.get("input_neuron", True):
+        x = random_walk_input(rng, 30, prog.n_inputs)
+    else:
+        x = (rng.random((30, prog.n_inputs)) < 0.3).astype(np.int64)
+    out, _, _ = assert_sdnn_equals_netx(art, net, x)
+    assert np.count_nonzero(out) > 0
+    _assert_same_integers(art, nc.compile(load_model(net), target="loihi2"))
+
+
+def _sd_program(tmp_path):
+    art = nc.compile(load_model(random_sdnn(tmp_path / "s.net", np.random.default_rng(0))), target="loihi2")
+    return art.payload["program"], art.payload["io"]
+
+
+def _refused(prog, io, tmp_path, *words):
+    with pytest.raises(NeuroCompileError) as e:
+        write_netx(prog, tmp_path / "x.net", source="art", io=io)
+    msg = str(e.value)
+    assert all(w in msg for w in words) and "\n" not in msg, msg
+    assert not (tmp_path / "x.net").exists()
+
+
+def test_sigma_delta_programs_netx_cannot_express_are_one_line_errors(tmp_path):
+    from dataclasses import replace
+
+    # our own sigma-delta quantizer chooses spike_exp/state_exp (not netx's fixed 6/6)
+    g = sequential([("input", N.Input(shape=(6,))), ("enc", N.Delta(vth=0.05)),
+                    ("fc", N.Linear(weight=np.random.default_rng(0).normal(0, 1, (5, 6)))),
+                    ("sd", N.SigmaDelta(vth=0.02, act="relu")), ("output", N.Output())], dt=1e-3)
+    art = nc.compile(g, target="loihi2")
+    _refused(art.payload["program"], art.payload["io"], tmp_path, "group 'sd'", "spike_exp", "state_exp = 6")
+    prog, io = _sd_program(tmp_path)
+    _refused(prog, None, tmp_path, "input_message_bits=16", "encoding")
+    _refused(prog, {**io, "scale": 128.0}, tmp_path, "Delta input encoding", "scale")
+    _refused(prog, {**io, "encoding": "current"}, tmp_path, "'current'")
+    p = replace(prog, neurons=[replace(prog.neurons[0], cum_error=True)] + prog.neurons[1:])
+    _refused(p, io, tmp_path, f"group '{prog.neurons[0].name}'", "cum_error")
+    p = replace(prog, neurons=[replace(prog.neurons[0], act_mode="unit", spike_exp=0, state_exp=0, vth=0,
+                                       bias=None)] + prog.neurons[1:])
+    _refused(p, io, tmp_path, f"group '{prog.neurons[0].name}'", "last layer")
+    p = replace(prog, synapses=[prog.synapses[0], replace(prog.synapses[1], num_message_bits=24)]
+                + prog.synapses[2:])
+    _refused(p, io, tmp_path, f"group '{prog.neurons[0].name}'", "24-bit", "16-bit")
+
+
+def test_cli_exports_the_lava_dl_pilotnet_sdnn_with_its_input_encoding(tmp_path):
+    """Through the command line (the artifact's host input encoding travels with the program):
+    the exported PilotNet SDNN re-imports with the same integers."""
+    src = DATA / "pilotnet_sdnn" / "network.net"
+    r = invoke("compile", src, "-t", "loihi2", "-o", tmp_path / "art")
+    assert r.exit_code == 0, r.output
+    out = _export(tmp_path / "art", tmp_path / "p.net")
+    a = nc.compile(load_model(src), target="loihi2").payload["program"]
+    b = nc.compile(load_model(out), target="loihi2").payload["program"]
+    assert [(n.name, n.vth, n.spike_exp, n.state_exp) for n in a.neurons] == \
+        [(n.name, n.vth, n.spike_exp, n.state_exp) for n in b.neurons]
+    for s, t in zip(a.synapses, b.synapses):
+        assert np.array_equal(np.asarray(s.weights), np.asarray(t.weights)), s.name
