@@ -75,6 +75,11 @@ def test_marker_scan_sees_children(token):
     """The /proc scan itself works: a marked child is seen, and gone once it exits."""
     p = subprocess.Popen(["sleep", "30"], env=dict(os.environ))
     try:
+        # until the child has exec'd, /proc shows the environment this process started with
+        # (without the token): poll instead of looking once (seen failing once under load in CI)
+        deadline = time.monotonic() + 10.0
+        while _marked(token) != [p.pid] and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert _marked(token) == [p.pid]
     finally:
         p.kill()
