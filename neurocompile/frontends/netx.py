@@ -295,11 +295,7 @@ def build_graph(layers: list[dict]) -> Graph:
         return "input"
 
     for layer in layers:
-        name = layer["_name"]
-        kind = str(layer.get("type", ""))
-        if kind not in KNOWN:
-            raise UnsupportedError(f"netx layer type '{kind}' is not supported (input, conv, flatten, dense)",
-                                   node=name)
+        name, kind = layer["_name"], _layer_kind(layer)
         if kind == "input":
             in_shape = tuple(int(s) for s in np.ravel(layer["shape"]))
             if prev is not None:
@@ -392,6 +388,15 @@ def build_graph(layers: list[dict]) -> Graph:
     return g
 
 
+
+
+def _layer_kind(layer) -> str:
+    """The layer's netx ``type``, refused by name unless this reader knows it."""
+    kind = str(layer.get("type", ""))
+    if kind not in KNOWN:
+        raise UnsupportedError(f"netx layer type '{kind}' is not supported (input, conv, flatten, dense)",
+                               node=layer["_name"])
+    return kind
 
 def _add_dense_synapse(g, layer, name: str, syn, prev: str, wshape, notes: set) -> str:
     """Add the dense synapse node ``<name>.syn`` after ``prev``, with the layer's delays (per input
@@ -511,11 +516,7 @@ def build_sdnn_graph(layers: list[dict]) -> Graph:
         return "input"
 
     for layer in layers:
-        name = layer["_name"]
-        kind = str(layer.get("type", ""))
-        if kind not in KNOWN:
-            raise UnsupportedError(f"netx layer type '{kind}' is not supported (input, conv, flatten, dense)",
-                                   node=name)
+        name, kind = layer["_name"], _layer_kind(layer)
         if sigma_layer is not None:
             raise UnsupportedError("a sigma_output layer must be the last layer (it sends its running sum "
                                    "every step, which no Loihi 2 group sends to a synapse)", node=sigma_layer)

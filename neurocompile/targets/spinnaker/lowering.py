@@ -144,19 +144,18 @@ def _if_constants() -> tuple[int, int]:
     return delta, cm_raw
 
 
-def _uni(node, name, field, size):
-    """A parameter of ``node`` per neuron, flat (C order for a shaped group)."""
+def _uni(node, name, field, shape):
+    """A parameter of ``node`` per neuron of a group of ``shape``, flat (C order): numpy's
+    broadcasting of the parameter against the group's shape, as the graph defines it."""
     v = np.asarray(getattr(node, field), dtype=float)
-    if v.size == size:
+    shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+    if v.size == _size(shape):
         return v.reshape(-1).astype(float)
-    if v.size == 1:
-        return np.full(size, float(v.reshape(-1)[0]))
-    if v.ndim > 1 and size % v.size == 0 and all(d == 1 for d in v.shape[1:]):
-        return np.repeat(v.reshape(-1), size // v.size)   # per channel, (C, 1, 1): C-order blocks
-    if size % v.size == 0 and (v.ndim <= 2 or v.shape[0] == 1):
-        return np.tile(v.reshape(-1), size // v.size)     # trailing axes: the same map for every channel
-    raise UnsupportedError(f"parameter {field} of shape {v.shape} does not broadcast over the group's "
-                           f"{size} neurons", node=name)
+    try:
+        return np.broadcast_to(v, shape).reshape(-1).astype(float)
+    except ValueError:
+        raise UnsupportedError(f"parameter {field} of shape {v.shape} does not broadcast over the group's "
+                               f"shape {shape}", node=name) from None
 
 
 def _through_flatten(graph: Graph, name: str) -> str:
@@ -434,7 +433,8 @@ class QuantizeSpiNNaker(Lowering):
                     np.broadcast_to(bias_rec.get(g, 0.0), (n,)).astype(float))
             st = {k: _channel_peak(None if v is None else np.broadcast_to(v, (n,)), conv_dst.get(g))
                   for k, v in stats[g].items() if k in ("drive", "v")}
-            args = (graph, g, node, n, st, lat[g], margin, if_window, ts, bias, g in host_driven, g in local)
+            args = (graph, g, node, tuple(shapes[g]), st, lat[g], margin, if_window, ts, bias, g in host_driven,
+                    g in local)
             pop, gain, rep = self._group(*args, boost=1.0)
             # keep sPyNNaker's worst-case ring-buffer sum (max weight x fan-in, per projection)
             # below RB_LIMIT nA so that the left shift stays <= 14 and word << shift fits an accum
@@ -489,7 +489,7 @@ class QuantizeSpiNNaker(Lowering):
         override = {g: _row_sum_bound([p for p in raw_projs if p.post == g]) for g in rowsum if g not in split}
         pops = [dataclasses.replace(p, max_summed=override[p.name]) if p.name in override else p for p in pops]
         projs, shifts, qrep = _quantize_weights(raw_projs, [p.name for p in pops], override)
-        host = _host_input(host_syns, {p.name: p for p in pops}, gains, graph, ts, n_in)
+        host = _host_input(host_syns, {p.name: p for p in pops}, gains, graph, ts, n_in, shapes)
         outputs = {}
         for o in graph.outputs:
             (p,) = graph.predecessors(o)
@@ -515,12 +515,13 @@ class QuantizeSpiNNaker(Lowering):
         return LoweredSpiNNaker(graph=graph, program=program)
 
     # -- one neuron group -------------------------------------------------------------------
-    def _group(self, graph, g, node, n, st, latency, margin, if_window, ts, biases, host_driven, local_only,
+    def _group(self, graph, g, node, shape, st, latency, margin, if_window, ts, biases, host_driven, local_only,
                boost):
+        n = _size(shape)
         bias = biases[0] + biases[1]
-        thr = _uni(node, g, "v_threshold", n)
-        vreset = _uni(node, g, "v_reset", n)
-        r = _uni(node, g, "r", n)
+        thr = _uni(node, g, "v_threshold", shape)
+        vreset = _uni(node, g, "v_reset", shape)
+        r = _uni(node, g, "r", shape)
         drive = np.broadcast_to(st["drive"], (n,)).astype(float)
         vmax_obs = np.broadcast_to(st["v"], (n,)).astype(float) if st["v"] is not None else None
         if host_driven and n:
@@ -562,7 +563,7 @@ class QuantizeSpiNNaker(Lowering):
             dt, rule = graph.dt, graph.discretization
             if dt is None:
                 raise UnsupportedError("the graph has no dt", node=g)
-            beta = np.broadcast_to(N.decay_factor(_uni(node, g, node.membrane_tau, n), dt, rule),
+            beta = np.broadcast_to(N.decay_factor(_uni(node, g, node.membrane_tau, shape), dt, rule),
                                    (n,)).astype(float)
             if np.any(beta <= 0) or np.any(beta >= 1):
                 raise UnsupportedError(f"membrane decay {beta.min():.4g}..{beta.max():.4g} is outside "
@@ -573,7 +574,7 @@ class QuantizeSpiNNaker(Lowering):
                 check_resolution(graph, g, node, "tau_syn", "SpiNNaker's s16.15", 2.0 ** -15)
             tau_m = _best_raw(beta, -TIMESTEP_MS / np.log(beta),
                               lambda c: F.expk(F.wrap32(-F.kdivk(ts, c))) / F.ONE)
-            v_leak = _uni(node, g, "v_leak", n)
+            v_leak = _uni(node, g, "v_leak", shape)
             peak = np.maximum.reduce([thr, np.abs(vreset), np.abs(v_leak) + r * drive])
             if vmax_obs is not None:
                 peak = np.maximum(peak, vmax_obs)
@@ -587,7 +588,7 @@ class QuantizeSpiNNaker(Lowering):
             rep.update(beta=float(beta.mean()), beta_chip=float(beta_q.mean()),
                        beta_max_abs_error=float(np.abs(beta_q - beta).max()))
             if isinstance(node, N.CubaLIF):
-                alpha = np.broadcast_to(N.decay_factor(_uni(node, g, "tau_syn", n), dt, rule),
+                alpha = np.broadcast_to(N.decay_factor(_uni(node, g, "tau_syn", shape), dt, rule),
                                         (n,)).astype(float)
                 if np.any(alpha <= 0) or np.any(alpha >= 1):
                     raise UnsupportedError("synaptic decay outside (0, 1): dt too large for tau_syn", node=g)
@@ -595,7 +596,7 @@ class QuantizeSpiNNaker(Lowering):
                                   lambda c: F.exp_synapse_init(c, ts)[0] / 2.0 ** 32)
                 raw.update(tau_syn_E=tau_s, tau_syn_I=tau_s.copy())
                 decay, init = F.exp_synapse_init(tau_s, ts)
-                w_in = _uni(node, g, "w_in", n)
+                w_in = _uni(node, g, "w_in", shape)
                 gain = scale * r * (1 - alpha) * w_in / (init / 2.0 ** 32)
                 cur_scale = scale * r
                 # the bias as a constant current plus a decaying start value of the synaptic
@@ -641,7 +642,7 @@ class QuantizeSpiNNaker(Lowering):
 
 
 def _host_input(host_syns: list[_Syn], pops: dict[str, Population], gains, graph: Graph, ts,
-                n_in: int) -> HostInput | None:
+                n_in: int, shapes: dict) -> HostInput | None:
     """The first synapse layer for the host: per driven group, the summed matrix from the input
     as padded rows of nonzero weights, and the factors from graph units to chip words."""
     if not host_syns:
@@ -679,9 +680,9 @@ def _host_input(host_syns: list[_Syn], pops: dict[str, Population], gains, graph
         R = F.lif_init(pop.raw["tau_m"], pop.raw["cm"], pop.raw["tau_refrac"], ts)["R"]
         limit = np.floor(H.LIMIT * float(F.ONE) / R.astype(float))
         if pop.model == "IF_curr_exp":
-            alpha = np.broadcast_to(N.decay_factor(_uni(node, g, "tau_syn", pop.size), graph.dt,
+            alpha = np.broadcast_to(N.decay_factor(_uni(node, g, "tau_syn", shapes[g]), graph.dt,
                                                    graph.discretization), (pop.size,)).astype(float)
-            w_in = _uni(node, g, "w_in", pop.size)
+            w_in = _uni(node, g, "w_in", shapes[g])
             decay = F.exp_synapse_init(pop.raw["tau_syn_E"], ts)[0] / 2.0 ** 32
             entries.append(HostDrive(
                 pop=g, latency=pop.latency, filter="exp", pre=pre, w=w, gain=pop.cur_scale.copy(),

@@ -5,6 +5,7 @@ An artifact takes either 0/1 spikes or, compiled with a direct (current) input, 
 itself: the runners compute the host's first layer (:mod:`.host_input`) from it."""
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from pathlib import Path
 
@@ -164,13 +165,21 @@ def run_spinnaker(artifact, x, *, probes=(), record_spikes=True, progress=None, 
 
 
 
-def _board(artifact, program, xs, n_ticks, need_v):
+@contextlib.contextmanager
+def _program_dir(artifact, program):
+    """The artifact's program directory with its ``run_pynn.py``, or the program written to a
+    temporary one (an artifact not saved, or saved without the script)."""
     with tempfile.TemporaryDirectory(prefix="nc-spinnaker-prog-") as tmp:
         d = Path(artifact.path) / PAYLOAD_DIR if artifact.path else Path(tmp)
         if not (d / "run_pynn.py").is_file():
             d = Path(tmp)
             program.save(d)
             write_script(d)
+        yield d
+
+
+def _board(artifact, program, xs, n_ticks, need_v):
+    with _program_dir(artifact, program) as d:
         out = board.run_on_board(d, xs, n_ticks + 1, record_v=need_v)
     spikes = {p.name: out[f"spikes/{p.name}"][:n_ticks].astype(bool) for p in program.populations}
     v_raw = {}
@@ -183,12 +192,7 @@ def _board(artifact, program, xs, n_ticks, need_v):
 
 def _nest(artifact, program, xs, n_ticks, need_v):
     """On NEST (``nest_runner``): spikes per tick, v in mV * 2**15 (float: no rounding)."""
-    with tempfile.TemporaryDirectory(prefix="nc-spinnaker-prog-") as tmp:
-        d = Path(artifact.path) / PAYLOAD_DIR if artifact.path else Path(tmp)
-        if not (d / "run_pynn.py").is_file():
-            d = Path(tmp)
-            program.save(d)
-            write_script(d)
+    with _program_dir(artifact, program) as d:
         out = nest_runner.run_on_nest(d, xs, n_ticks, record_v=need_v)
     spikes = {p.name: out[f"spikes/{p.name}"].astype(bool) for p in program.populations}
     v_raw = {p.name: out[f"v/{p.name}"] * 32768.0 for p in program.populations} if need_v else {}
